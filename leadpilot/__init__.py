@@ -1,0 +1,1 @@
+"""LeadPilot: process-level plumbing shared by every layer (settings, embedded infrastructure, CLI)."""

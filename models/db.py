@@ -1,0 +1,110 @@
+"""Engines and sessions. The tenant is bound once per transaction as Postgres settings that the
+row-level-security policies (and the audit trigger) read; code never has to remember a WHERE clause."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, make_url, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from leadpilot.infra import ensure_infra
+from leadpilot.settings import get_settings
+
+TENANT_KEY = "tenant"
+
+
+@dataclass(frozen=True)
+class TenantScope:
+    """Who is acting and on whose data: set on every transaction of a session bound to it.
+
+    With `sub_account_id` the transaction sees that sub-account only; without it (agency staff on the
+    agency view) it sees every sub-account of `agency_id`.
+    """
+
+    agency_id: uuid.UUID
+    sub_account_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+    def settings(self) -> dict[str, str]:
+        """The `app.*` settings this scope puts on a transaction."""
+        return {
+            "app.agency_id": str(self.agency_id),
+            "app.sub_account_id": str(self.sub_account_id or ""),
+            "app.user_id": str(self.user_id or ""),
+            "app.ip_address": self.ip_address or "",
+            "app.user_agent": (self.user_agent or "")[:500],
+        }
+
+
+def apply_scope(session: Session, scope: TenantScope) -> None:
+    """Put `scope` on the session's current transaction (transaction-local, like SET LOCAL)."""
+    session.execute(select(*(func.set_config(k, v, True) for k, v in scope.settings().items())))
+
+
+def owner_url() -> str:
+    """URL of the owner role: migrations, seeding, system lookups that precede a tenant."""
+    return ensure_infra().database_url
+
+
+def app_url() -> str:
+    """URL of the non-superuser application role that row-level security applies to."""
+    settings = get_settings()
+    if settings.app_database_url:
+        return settings.app_database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    url = make_url(owner_url()).set(username=settings.app_db_role, password=settings.app_db_password)
+    return url.render_as_string(hide_password=False)
+
+
+def _engine(url: str, **kw: Any) -> Engine:
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kw)
+
+
+@lru_cache
+def get_owner_engine() -> Engine:
+    """The owner engine (bypasses RLS as the tables' owner): never used for tenant requests."""
+    return _engine(owner_url())
+
+
+@lru_cache
+def get_app_engine() -> Engine:
+    """The application engine: every query through it is filtered by row-level security."""
+    return _engine(app_url())
+
+
+def _bind_scope_on_begin(session: Session, transaction: Any, connection: Any) -> None:
+    scope = session.info.get(TENANT_KEY)
+    if scope is not None and transaction.parent is None:
+        connection.execute(select(*(func.set_config(k, v, True) for k, v in scope.settings().items())))
+
+
+event.listen(Session, "after_begin", _bind_scope_on_begin)
+
+
+@lru_cache
+def _app_sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(get_app_engine(), expire_on_commit=False)
+
+
+@contextmanager
+def tenant_session(scope: TenantScope, *, bind: Engine | None = None) -> Iterator[Session]:
+    """A session whose every transaction is scoped to `scope`; commits on success, rolls back on error."""
+    factory = sessionmaker(bind, expire_on_commit=False) if bind is not None else _app_sessionmaker()
+    with factory() as session:
+        session.info[TENANT_KEY] = scope
+        with session.begin():
+            yield session
+
+
+@contextmanager
+def owner_session() -> Iterator[Session]:
+    """A session as the owner role, for migrations, seeding and pre-tenant lookups (webhook routing)."""
+    with Session(get_owner_engine(), expire_on_commit=False) as session, session.begin():
+        yield session
