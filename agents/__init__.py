@@ -1,0 +1,1 @@
+"""LangGraph agents: graphs, state, prompts and the chat-model provider."""

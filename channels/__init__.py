@@ -1,0 +1,1 @@
+"""Channel adapters: SMS (Twilio), email, webchat; normalize inbound, send outbound."""

@@ -1,0 +1,1 @@
+"""Agent evaluation: deepeval suites, scenario datasets, user simulator, runner and reports."""

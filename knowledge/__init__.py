@@ -1,0 +1,1 @@
+"""Knowledge bases: ingestion, chunking, embedders, hybrid pgvector + full-text retrieval."""

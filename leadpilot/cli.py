@@ -1,0 +1,213 @@
+"""The `leadpilot` command: embedded infrastructure, migrations, demo data, and running the product."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from leadpilot.settings import PROJECT_ROOT, get_settings
+
+app = typer.Typer(help="LeadPilot: AI-agent-centric agency CRM.", no_args_is_help=True)
+infra_app = typer.Typer(help="Embedded PostgreSQL + pgvector and Redis.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+app.add_typer(infra_app, name="infra")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+@infra_app.command("up")
+def infra_up() -> None:
+    """Start the embedded servers (or check the configured ones) and print their URLs."""
+    from leadpilot.infra import ensure_infra
+
+    urls = ensure_infra()
+    console.print(f"postgres  {urls.database_url}  ({'embedded' if urls.embedded_postgres else 'DATABASE_URL'})")
+    console.print(f"redis     {urls.redis_url}  ({'embedded' if urls.embedded_redis else 'REDIS_URL'})")
+
+
+@infra_app.command("down")
+def infra_down() -> None:
+    """Stop the embedded servers of this state folder."""
+    from leadpilot.infra import stop_infra
+
+    for name, stopped in stop_infra().items():
+        console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
+
+
+@infra_app.command("status")
+def infra_status() -> None:
+    """Say whether Postgres and Redis answer, and at which revision the schema is."""
+    import redis
+    from sqlalchemy import create_engine, pool, text
+
+    from leadpilot.infra import ensure_infra
+    from models.migrate import current_revision
+
+    urls = ensure_infra()
+    engine = create_engine(urls.database_url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        version = conn.execute(text("SHOW server_version")).scalar()
+    engine.dispose()
+    table = Table("service", "status", "detail")
+    table.add_row("postgres", "up", f"{version}, schema {current_revision(urls.database_url) or 'not migrated'}")
+    table.add_row("redis", "up" if redis.Redis.from_url(urls.redis_url).ping() else "down", urls.redis_url)
+    console.print(table)
+
+
+@db_app.command("migrate")
+def db_migrate(revision: str = "head") -> None:
+    """Upgrade the database to `revision` (as the owner) and set the app role's password if configured."""
+    from leadpilot.infra import ensure_infra
+    from models.migrate import upgrade
+
+    upgrade(ensure_infra().database_url, revision=revision, app_password=get_settings().app_db_password)
+    console.print(f"[green]database at {revision}[/green]")
+
+
+@app.command("seed-demo")
+def seed_demo_cmd(
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 42,
+    as_of: Annotated[str | None, typer.Option(help="Anchor date YYYY-MM-DD (default today).")] = None,
+    reset: Annotated[bool, typer.Option(help="Delete an existing demo agency first.")] = False,
+) -> None:
+    """Seed the "Digital Marketing Co" demo agency."""
+    from services.demo import delete_demo, demo_exists, seed_demo
+
+    from models.db import owner_session
+
+    with owner_session() as session:
+        if demo_exists(session=session):
+            if not reset:
+                console.print("[yellow]demo agency already exists; use --reset to recreate it[/yellow]")
+                raise typer.Exit(0)
+            delete_demo(session=session)
+        with console.status("seeding demo agency..."):
+            started = time.perf_counter()
+            summary = seed_demo(session=session, seed=seed, as_of=date.fromisoformat(as_of) if as_of else None)
+    console.print(f"[green]seeded in {time.perf_counter() - started:.1f}s[/green]: "
+                  + ", ".join(f"{t} {n}" for t, n in sorted(summary.counts.items()) if n))
+    _print_logins(summary.logins)
+
+
+def _print_logins(logins: list[tuple[str, str, str]]) -> None:
+    table = Table("demo login", "password", "role")
+    for email, password, role in logins:
+        table.add_row(email, password, role)
+    console.print(table)
+
+
+@app.command("serve")
+def serve(host: str | None = None, port: int | None = None) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("api.app:app", host=host or settings.api_host, port=port or settings.api_port, log_config=None)
+
+
+@app.command("worker")
+def worker(concurrency: int = 2) -> None:
+    """Run a Celery worker on every queue."""
+    from workers.app import QUEUES, celery_app
+
+    celery_app.worker_main(["worker", "-Q", ",".join(QUEUES), "-c", str(concurrency), "-l", "INFO"])
+
+
+@app.command("run")
+def run(
+    port: Annotated[int | None, typer.Option(help="API port.")] = None,
+    worker: Annotated[bool, typer.Option(help="Also run a Celery worker and beat.")] = True,
+) -> None:
+    """Everything on the embedded defaults: infra, migrations, demo agency, API and worker."""
+    from services.demo import DEMO_PASSWORD, demo_exists, seed_demo
+
+    from leadpilot.infra import ensure_infra
+    from models.db import owner_session
+    from models.migrate import upgrade
+
+    settings = get_settings()
+    started = time.perf_counter()
+    with console.status("starting Postgres and Redis..."):
+        urls = ensure_infra()
+    with console.status("migrating..."):
+        upgrade(urls.database_url, app_password=settings.app_db_password)
+    with owner_session() as session:
+        if not demo_exists(session=session):
+            with console.status("seeding the demo agency..."):
+                seed_demo(session=session)
+    env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url}
+    port = port or settings.api_port
+    py = sys.executable
+    procs = [subprocess.Popen([py, "-m", "leadpilot.cli", "serve", "--port", str(port)], env=env, cwd=PROJECT_ROOT)]
+    if worker:
+        state = settings.state_dir
+        procs.append(subprocess.Popen([py, "-m", "leadpilot.cli", "worker"], env=env, cwd=PROJECT_ROOT))
+        procs.append(subprocess.Popen(
+            [py, "-m", "celery", "-A", "workers.app", "beat", "-l", "INFO", "-s", str(state / "celerybeat-schedule")],
+            env=env, cwd=PROJECT_ROOT,
+        ))
+    base = f"http://{settings.api_host}:{port}"
+    _wait_ready(base)
+    console.rule(f"LeadPilot is running ({time.perf_counter() - started:.1f}s)")
+    console.print(f"API        {base}\nDocs       {base}/docs\nReadiness  {base}/readyz")
+    console.print(f"Postgres   {urls.database_url}\nRedis      {urls.redis_url}")
+    from models.db import owner_session as _owner
+    from models.tenancy import Role, User
+
+    with _owner() as session:
+        from sqlalchemy import select
+
+        rows = session.execute(select(User.email, Role.name).join(Role, Role.id == User.role_id)
+                               .order_by(Role.name, User.email)).all()
+    _print_logins([(email, DEMO_PASSWORD, role) for email, role in rows])
+    console.print("Ctrl-C stops the API and worker; `leadpilot infra down` stops Postgres and Redis.")
+    _supervise(procs)
+
+
+def _wait_ready(base: str, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise typer.Exit(f"API did not become ready at {base}")
+
+
+def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
+    def stop(*_: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        raise typer.Exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        console.print("[red]a child process exited; stopping the rest[/red]")
+    except KeyboardInterrupt:
+        pass
+    stop()
+
+
+if __name__ == "__main__":
+    app()

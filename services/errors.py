@@ -1,0 +1,45 @@
+"""Domain errors raised by services; `api/` maps each to one HTTP status and a problem-details body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of expected failures a caller can act on."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    """The entity does not exist, or the current tenant may not see it (indistinguishable on purpose)."""
+
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    """The request collides with the current state (slot taken, duplicate, already claimed)."""
+
+    status = 409
+    title = "Conflict"
+
+
+class InvalidInput(DomainError):
+    """Input that passed schema validation but breaks a business rule."""
+
+    status = 422
+    title = "Invalid input"
+
+
+class Forbidden(DomainError):
+    """The actor is known but lacks the permission."""
+
+    status = 403
+    title = "Forbidden"

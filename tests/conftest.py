@@ -1,0 +1,149 @@
+"""One embedded Postgres + pgvector and one embedded Redis per test run; a template database copied once
+per test session (and per module for tests that must commit); a rolled-back transaction per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from leadpilot.settings import PROJECT_ROOT
+from tests import dbutil
+
+TEST_STATE = PROJECT_ROOT / ".leadpilot" / "test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the whole process at a test database copied from the template, before anything reads settings."""
+    os.environ["LEADPILOT_STATE_DIR"] = str(TEST_STATE)
+    os.environ.pop("APP_DATABASE_URL", None)
+    from leadpilot.infra import start_embedded_postgres, start_embedded_redis
+
+    server_url = os.environ.get("TEST_DATABASE_SERVER_URL") or start_embedded_postgres(TEST_STATE / "pg")
+    if "REDIS_URL" not in os.environ:
+        os.environ["REDIS_URL"] = start_embedded_redis(TEST_STATE / "redis")
+    if not os.environ.get("TEST_DATABASE_SERVER_URL"):
+        _tune_for_tests(server_url)
+    template = dbutil.ensure_template(server_url, TEST_STATE)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ["DATABASE_URL"] = dbutil.create_database(server_url, f"lp_test_{worker}", template=template)
+    config.stash[SERVER_KEY] = server_url
+
+
+def _tune_for_tests(server_url: str) -> None:
+    # durability is worthless for throwaway test data; these cut commit latency several-fold
+    engine = create_engine(dbutil.url_for(server_url, "postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for setting in ("fsync = off", "synchronous_commit = off", "full_page_writes = off"):
+            conn.execute(text(f"ALTER SYSTEM SET {setting}"))
+        conn.execute(text("SELECT pg_reload_conf()"))
+    engine.dispose()
+
+
+SERVER_KEY = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session")
+def server_url(pytestconfig: pytest.Config) -> str:
+    """Owner URL of the embedded test server (database `postgres`)."""
+    return pytestconfig.stash[SERVER_KEY]
+
+
+@dataclass(frozen=True)
+class Demo:
+    """Ids of the demo agency every test database starts with."""
+
+    agency_id: uuid.UUID
+    a: uuid.UUID
+    b: uuid.UUID
+
+
+@pytest.fixture(scope="session")
+def demo(owner_engine: Engine) -> Demo:
+    """The demo agency seeded into the template (sub-accounts A and B)."""
+    with owner_engine.connect() as conn:
+        rows = dict(conn.execute(text(
+            "SELECT s.slug, s.id FROM sub_accounts s JOIN agencies a ON a.id = s.agency_id "
+            "WHERE a.slug = 'digital-marketing-co'"
+        )).all())
+        agency_id = conn.execute(text("SELECT id FROM agencies WHERE slug = 'digital-marketing-co'")).scalar_one()
+    return Demo(agency_id=agency_id, a=rows["restaurant-a"], b=rows["restaurant-b"])
+
+
+@pytest.fixture(scope="session")
+def owner_engine() -> Engine:
+    """Engine as the tables' owner (no row-level security)."""
+    from models.db import get_owner_engine
+
+    return get_owner_engine()
+
+
+@pytest.fixture(scope="session")
+def app_engine() -> Engine:
+    """Engine as the application role (row-level security applies)."""
+    from models.db import get_app_engine
+
+    return get_app_engine()
+
+
+@contextmanager
+def _rolled_back(engine: Engine) -> Iterator[Session]:
+    conn: Connection = engine.connect()
+    outer = conn.begin()
+    session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def db(owner_engine: Engine) -> Iterator[Session]:
+    """An owner session inside a transaction that is rolled back after the test."""
+    with _rolled_back(owner_engine) as session:
+        yield session
+
+
+@pytest.fixture
+def scoped(app_engine: Engine) -> Iterator[Callable[..., Session]]:
+    """`scoped(TenantScope)`: an application-role session bound to that tenant, rolled back after the test."""
+    from models.db import TenantScope, apply_scope
+
+    with _rolled_back(app_engine) as session:
+
+        def bind(scope: TenantScope) -> Session:
+            apply_scope(session, scope)
+            return session
+
+        yield bind
+
+
+@pytest.fixture(scope="module")
+def fresh_db_url(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A private copy of the template for a module whose tests commit (concurrency, workers)."""
+    name = f"lp_{request.module.__name__.rsplit('.', 1)[-1]}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"[:63]
+    url = dbutil.create_database(server_url, name, template=dbutil.TEMPLATE_DB)
+    yield url
+    dbutil.drop_database(server_url, name)
+
+
+def app_url_for(owner_url: str) -> str:
+    """The application-role URL for a database given by its owner URL."""
+    from sqlalchemy import make_url
+
+    from leadpilot.settings import get_settings
+
+    settings = get_settings()
+    return make_url(owner_url).set(username=settings.app_db_role, password=settings.app_db_password).render_as_string(
+        hide_password=False
+    )
+
+

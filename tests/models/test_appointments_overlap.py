@@ -1,0 +1,122 @@
+"""The database itself refuses double-booking: one calendar never holds two overlapping live appointments."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import IntegrityError
+
+from models.calendars import Appointment
+from models.db import TenantScope, tenant_session
+from tests.conftest import Demo, app_url_for
+
+pytestmark = pytest.mark.integration
+
+SLOT = datetime(2027, 3, 1, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def app_db(fresh_db_url: str) -> Engine:
+    engine = create_engine(app_url_for(fresh_db_url), pool_size=25)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def calendar(fresh_db_url: str, demo: Demo) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    owner = create_engine(fresh_db_url)
+    with owner.connect() as conn:
+        cal_ids = conn.execute(text(
+            "SELECT id FROM calendars WHERE sub_account_id = :a ORDER BY id LIMIT 2"), {"a": demo.a}).scalars().all()
+        contact = conn.execute(text(
+            "SELECT id FROM contacts WHERE sub_account_id = :a ORDER BY id LIMIT 1"), {"a": demo.a}).scalar_one()
+    owner.dispose()
+    return cal_ids[0], cal_ids[1], contact
+
+
+def _book(engine: Engine, demo: Demo, calendar_id: uuid.UUID, contact_id: uuid.UUID, start: datetime,
+          minutes: int = 30, status: str = "scheduled") -> uuid.UUID:
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    appointment_id = uuid.uuid4()
+    with tenant_session(scope, bind=engine) as session:
+        session.add(Appointment(
+            id=appointment_id, sub_account_id=demo.a, calendar_id=calendar_id, contact_id=contact_id,
+            title="Tasting consultation", start_time=start, end_time=start + timedelta(minutes=minutes),
+            status=status,
+        ))
+    return appointment_id
+
+
+def test_twenty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(app_db, calendar, demo) -> None:  # type: ignore[no-untyped-def]
+    cal, _, contact = calendar
+    barrier = threading.Barrier(20)
+    won: list[uuid.UUID] = []
+    refused: list[BaseException] = []
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        try:
+            # each attempt overlaps the others by at least 15 minutes
+            won.append(_book(app_db, demo, cal, contact, SLOT + timedelta(minutes=i % 3 * 5)))
+        except IntegrityError as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(won) == 1
+    assert len(refused) == 19
+    assert all("ex_appointments_no_overlap" in str(e.orig) for e in refused)
+    with app_db.connect() as conn:
+        conn.execute(text("SELECT set_config('app.agency_id', :g, false), set_config('app.sub_account_id', :a, false)"),
+                     {"g": str(demo.agency_id), "a": str(demo.a)})
+        live = conn.execute(text(
+            "SELECT count(*) FROM appointments WHERE calendar_id = :c AND start_time < :e AND end_time > :s "
+            "AND status IN ('scheduled', 'confirmed') AND deleted_at IS NULL"),
+            {"c": cal, "s": SLOT, "e": SLOT + timedelta(hours=1)}).scalar_one()
+    assert live == 1
+
+
+def test_back_to_back_appointments_do_not_overlap(app_db, calendar, demo) -> None:  # type: ignore[no-untyped-def]
+    cal, _, contact = calendar
+    start = SLOT + timedelta(days=1)
+    _book(app_db, demo, cal, contact, start)
+    _book(app_db, demo, cal, contact, start + timedelta(minutes=30))
+
+
+def test_same_time_on_another_calendar_is_fine(app_db, calendar, demo) -> None:  # type: ignore[no-untyped-def]
+    cal, other, contact = calendar
+    start = SLOT + timedelta(days=2)
+    _book(app_db, demo, cal, contact, start)
+    _book(app_db, demo, other, contact, start)
+
+
+def test_cancelled_and_soft_deleted_appointments_free_the_slot(app_db, calendar, demo) -> None:  # type: ignore[no-untyped-def]
+    cal, _, contact = calendar
+    start = SLOT + timedelta(days=3)
+    _book(app_db, demo, cal, contact, start, status="cancelled")
+    first = _book(app_db, demo, cal, contact, start)
+    with pytest.raises(IntegrityError):
+        _book(app_db, demo, cal, contact, start + timedelta(minutes=10))
+    with tenant_session(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a), bind=app_db) as session:
+        session.get(Appointment, first).deleted_at = datetime.now(UTC)
+    _book(app_db, demo, cal, contact, start + timedelta(minutes=10))
+
+
+def test_rescheduling_into_a_taken_slot_is_refused(app_db, calendar, demo) -> None:  # type: ignore[no-untyped-def]
+    cal, _, contact = calendar
+    start = SLOT + timedelta(days=4)
+    _book(app_db, demo, cal, contact, start)
+    moving = _book(app_db, demo, cal, contact, start + timedelta(hours=2))
+    with pytest.raises(IntegrityError), tenant_session(
+        TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a), bind=app_db
+    ) as session:
+        appt = session.get(Appointment, moving)
+        appt.start_time, appt.end_time = start + timedelta(minutes=15), start + timedelta(minutes=45)

@@ -1,0 +1,37 @@
+"""The Celery application: Redis broker, named queues, late acks, one task at a time per worker slot."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from leadpilot.infra import ensure_infra
+
+QUEUES = ("agent", "outbound", "workflows", "campaigns", "default")
+
+
+def create_celery() -> Celery:
+    """Build the Celery app against the configured (or embedded) Redis."""
+    redis_url = ensure_infra().redis_url
+    app = Celery("leadpilot", broker=redis_url, backend=redis_url, include=["workers.tasks"])
+    app.conf.update(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="default",
+        # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=3600,
+        timezone="UTC",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        beat_schedule={},
+    )
+    return app
+
+
+celery_app = create_celery()
