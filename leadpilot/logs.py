@@ -19,4 +19,4 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("uvicorn.access",):
-        logging.getLogger(noisy).handlers[:] = []
+        logging.getLogger(noisy).propagate = False  # the API logs its own access lines, with request ids
