@@ -86,8 +86,9 @@ def test_every_slot_lies_inside_a_rule_in_local_wall_time(case) -> None:  # type
         # instants, not wall readings: a rule ending at 02:00 on spring-forward day ends at the instant shown 03:00;
         # touching rules form one opening, so containment is checked against their union
         union: list[list[datetime]] = []
-        for start, end in sorted((datetime.combine(day, r.start_time, tzinfo=zone),
-                                  datetime.combine(day, r.end_time, tzinfo=zone)) for r in rules if r.day_of_week == dow):
+        openings = sorted((datetime.combine(day, r.start_time, tzinfo=zone), datetime.combine(day, r.end_time, tzinfo=zone))
+                          for r in rules if r.day_of_week == dow)
+        for start, end in openings:
             if union and start <= union[-1][1]:
                 union[-1][1] = max(union[-1][1], end)
             else:
