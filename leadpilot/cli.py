@@ -80,9 +80,8 @@ def seed_demo_cmd(
     reset: Annotated[bool, typer.Option(help="Delete an existing demo agency first.")] = False,
 ) -> None:
     """Seed the "Digital Marketing Co" demo agency."""
-    from services.demo import delete_demo, demo_exists, seed_demo
-
     from models.db import owner_session
+    from services.demo_agency import delete_demo, demo_exists, seed_demo
 
     with owner_session() as session:
         if demo_exists(session=session):
@@ -128,11 +127,10 @@ def run(
     worker: Annotated[bool, typer.Option(help="Also run a Celery worker and beat.")] = True,
 ) -> None:
     """Everything on the embedded defaults: infra, migrations, demo agency, API and worker."""
-    from services.demo import DEMO_PASSWORD, demo_exists, seed_demo
-
     from leadpilot.infra import ensure_infra
     from models.db import owner_session
     from models.migrate import upgrade
+    from services.demo_agency import DEMO_PASSWORD, demo_exists, seed_demo
 
     settings = get_settings()
     started = time.perf_counter()

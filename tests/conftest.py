@@ -33,6 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     template = dbutil.ensure_template(server_url, TEST_STATE)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     os.environ["DATABASE_URL"] = dbutil.create_database(server_url, f"lp_test_{worker}", template=template)
+    from leadpilot.settings import get_settings
+
+    get_settings.cache_clear()  # building the template read settings before DATABASE_URL pointed here
     config.stash[SERVER_KEY] = server_url
 
 

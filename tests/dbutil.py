@@ -70,13 +70,13 @@ def ensure_template(server_url: str, lock_dir: Path) -> str:
             return TEMPLATE_DB
         url = create_database(server_url, TEMPLATE_DB)
         upgrade(url)
-        from services.demo import seed_demo
+        from services.demo_agency import seed_demo
 
         engine = create_engine(url, poolclass=pool.NullPool)
         with Session(engine) as session, session.begin():
             seed_demo(session=session, seed=DEMO_SEED, as_of=DEMO_AS_OF)
-        with engine.connect() as conn:
-            conn.execute(text("VACUUM ANALYZE").execution_options(isolation_level="AUTOCOMMIT"))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
         engine.dispose()
         with _admin(server_url).connect() as conn:
             conn.execute(text(f"COMMENT ON DATABASE \"{TEMPLATE_DB}\" IS '{wanted}'"))

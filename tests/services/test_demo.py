@@ -31,7 +31,7 @@ def _fingerprints(url: str) -> dict[str, str]:
 
 
 def test_same_seed_gives_the_same_agency(server_url: str, owner_engine) -> None:  # type: ignore[no-untyped-def]
-    from services.demo import seed_demo
+    from services.demo_agency import seed_demo
 
     url = dbutil.create_database(server_url, "lp_demo_determinism")
     try:

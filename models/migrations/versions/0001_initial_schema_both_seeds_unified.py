@@ -1925,10 +1925,12 @@ def create_database_logic() -> None:
     _policy("agencies", "id = lp_current_agency()", "id = lp_current_agency()")
     op.execute("ALTER TABLE sub_accounts ENABLE ROW LEVEL SECURITY")
     _policy("sub_accounts", f"id = ANY ({VISIBLE})", "agency_id = lp_current_agency()")
-    # system roles (agency_id NULL) are readable by everyone and writable by no tenant
+    # system roles (agency_id NULL) are readable by everyone and writable by no tenant; agency-wide custom roles
+    # (sub_account_id NULL) by the agency; a sub-account's custom roles only inside that sub-account
     op.execute("ALTER TABLE roles ENABLE ROW LEVEL SECURITY")
-    _policy("roles", "agency_id IS NULL OR agency_id = lp_current_agency()", name="roles_read", command="SELECT")
-    _policy("roles", "agency_id = lp_current_agency()", "agency_id = lp_current_agency()", name="roles_write")
+    own_roles = f"agency_id = lp_current_agency() AND (sub_account_id IS NULL OR sub_account_id = ANY ({VISIBLE}))"
+    _policy("roles", f"agency_id IS NULL OR ({own_roles})", name="roles_read", command="SELECT")
+    _policy("roles", own_roles, own_roles, name="roles_write")
     op.execute("ALTER TABLE role_permissions ENABLE ROW LEVEL SECURITY")
     _policy("role_permissions", "EXISTS (SELECT 1 FROM roles r WHERE r.id = role_id)", name="role_permissions_read",
             command="SELECT")

@@ -1,0 +1,1 @@
+"""The domain: plain functions and classes over a SQLAlchemy Session."""
