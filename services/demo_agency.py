@@ -233,7 +233,7 @@ def _ensure_catalog(ctx: _Ctx) -> dict[str, uuid.UUID]:
             if key not in existing
         ],
     )
-    perm_ids = dict(session.execute(select(Permission.key, Permission.id)).tuples().all())
+    perm_ids: dict[str, uuid.UUID] = {key: pid for key, pid in session.execute(select(Permission.key, Permission.id))}
     roles: dict[str, uuid.UUID] = {}
     for name, (role_type, scope, description, perms) in ROLES.items():
         role_id = session.scalar(select(Role.id).where(Role.name == name, Role.agency_id.is_(None)))

@@ -60,7 +60,8 @@ def _ai(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, faq: dict[str, Any]) -> uui
                 "temperature": Decimal("0.3"),
                 "max_tokens": 600,
                 "system_prompt": f"You are {faq['agent_name']}, the assistant of {biz.name}. "
-                "Answer only from the knowledge base, book consultations, qualify catering and event leads, and hand off when unsure.",
+                "Answer only from the knowledge base, book consultations, qualify catering and event leads, "
+                "and hand off when unsure.",
                 "personality": {"tone": "friendly", "style": "concise", "emoji_usage": "minimal", "max_sms_chars": 320},
                 "capabilities": [
                     "answer_faq",

@@ -17,6 +17,8 @@ def create_celery() -> Celery:
     app.conf.update(
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="default",
+        # each task's queue is named here, in one place (agent turns, sends, workflow steps, campaign batches)
+        task_routes={"workers.ping": {"queue": "default"}},
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -11,7 +11,7 @@ from models.db import get_app_engine
 from workers.app import celery_app
 
 
-@celery_app.task(name="workers.ping", queue="default")
+@celery_app.task(name="workers.ping")
 def ping() -> dict[str, Any]:
     """Prove a worker is consuming and can reach the database as the application role."""
     with get_app_engine().connect() as conn:
