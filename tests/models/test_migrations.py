@@ -92,3 +92,14 @@ def test_model_metadata_covers_both_seeds() -> None:
         "handoffs",
     }
     assert seed_tables - set(models.metadata.tables) == set()
+
+
+def test_every_foreign_key_is_served_by_an_index(owner_engine) -> None:  # type: ignore[no-untyped-def]
+    """Deletes cascade through FKs; each needs an index led by one of its columns (else a sequential scan)."""
+    with owner_engine.connect() as conn:
+        unindexed = conn.execute(text(
+            "SELECT c.conrelid::regclass::text || '.' || c.conname FROM pg_constraint c "
+            "WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace AND NOT EXISTS ("
+            "  SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid AND (i.indkey::int2[])[0] = ANY (c.conkey))"
+        )).scalars().all()
+    assert unindexed == []
