@@ -169,6 +169,8 @@ class Task(Entity, Base):
 class CustomFieldDefinition(Entity):
     """Shape shared by contact and opportunity custom-field definitions."""
 
+    __tablename__: str
+
     key: Mapped[str] = short(64, nullable=False)
     name: Mapped[str] = short(255, nullable=False)
     description: Mapped[str | None]

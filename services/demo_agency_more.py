@@ -337,7 +337,7 @@ def _payments(ctx: _Ctx, sub_id: uuid.UUID, contacts: Rows) -> None:
         {"id": ctx.uid(), "name": "Supper club membership", "product_type": "recurring"},
     ]
     ctx.add(Product, [{**p, "sub_account_id": sub_id, "description": p["name"]} for p in products])
-    prices = [
+    prices: list[dict[str, Any]] = [
         {"id": ctx.uid(), "product_id": products[0]["id"], "amount": Decimal("250.00"), "nickname": "Deposit"},
         {"id": ctx.uid(), "product_id": products[1]["id"], "amount": Decimal("120.00"), "nickname": "Per seat"},
         {

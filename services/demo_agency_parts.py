@@ -272,7 +272,9 @@ def _contacts(
     ctx.add(Tag, tags)
     meta = [c for c in campaigns if c["platform"] == "meta"]
     google = next(c for c in campaigns if c["platform"] == "google")
-    contacts, seen_phone, seen_email = [], set(), set()
+    contacts: list[dict[str, Any]] = []
+    seen_phone: set[str | None] = set()
+    seen_email: set[str | None] = set()
     for i in range(310):
         first, last = fake.first_name(), fake.last_name()
         created = ctx.ago(rng.uniform(0, 180))
@@ -280,8 +282,8 @@ def _contacts(
         campaign = rng.choice(meta) if source == "meta_ads" else google if source == "google" else None
         if campaign and campaign["start_date"] > created:
             campaign = None
-        email = f"{first}.{last}{i}@{rng.choice(['gmail.com', 'yahoo.com', 'outlook.com', 'icloud.com'])}".lower()
-        phone = f"+1{biz.area_code}{rng.randint(2000000, 9999999)}"
+        email: str | None = f"{first}.{last}{i}@{rng.choice(['gmail.com', 'yahoo.com', 'outlook.com', 'icloud.com'])}".lower()
+        phone: str | None = f"+1{biz.area_code}{rng.randint(2000000, 9999999)}"
         if phone in seen_phone or rng.random() < 0.08:
             phone = None
         if rng.random() < 0.1 and phone:
@@ -494,7 +496,7 @@ def _calendars(
     rng = ctx.rng
     type_id = ctx.uid()
     ctx.add(CalendarType, [{"id": type_id, "sub_account_id": sub_id, "name": "Consultations", "color": "#7c3aed"}])
-    services = [
+    services: list[dict[str, Any]] = [
         {
             "id": ctx.uid(),
             "sub_account_id": sub_id,
@@ -894,17 +896,18 @@ def seed_agency_reporting(ctx: _Ctx, agency_id: uuid.UUID, sub_accounts: dict[st
 
     end = ctx.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     start = (end - timedelta(days=1)).replace(day=1)
-    spend, revenue, refunds = (
-        session.scalar(
-            select(func.coalesce(func.sum(FinancialRecord.amount), 0)).where(
+    def total(kind: str) -> Decimal:
+        amount = session.scalar(
+            select(func.sum(FinancialRecord.amount)).where(
                 FinancialRecord.agency_id == agency_id,
                 FinancialRecord.transaction_type == kind,
                 FinancialRecord.transaction_date >= start,
                 FinancialRecord.transaction_date < end,
             )
         )
-        for kind in ("ad_spend", "payment", "refund")
-    )
+        return amount or Decimal(0)
+
+    spend, revenue, refunds = total("ad_spend"), total("payment"), total("refund")
     roi_id = ctx.uid()
     ctx.add(
         PerformanceMetric,
@@ -924,7 +927,7 @@ def seed_agency_reporting(ctx: _Ctx, agency_id: uuid.UUID, sub_accounts: dict[st
             }
         ],
     )
-    templates = [
+    templates: list[dict[str, Any]] = [
         {
             "id": ctx.uid(),
             "agency_id": agency_id,
