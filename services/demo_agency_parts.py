@@ -140,9 +140,21 @@ def seed_business(
             }
         ],
     )
-    ctx.add(Role, [{"id": ctx.uid(), "agency_id": agency_id, "sub_account_id": sub_id, "role_type": "client_user",
-                    "scope": "sub_account", "name": "Host", "description": "Front of house: inbox and bookings only",
-                    "permissions": ["conversations.read", "conversations.write", "calendars.read", "calendars.write"]}])
+    ctx.add(
+        Role,
+        [
+            {
+                "id": ctx.uid(),
+                "agency_id": agency_id,
+                "sub_account_id": sub_id,
+                "role_type": "client_user",
+                "scope": "sub_account",
+                "name": "Host",
+                "description": "Front of house: inbox and bookings only",
+                "permissions": ["conversations.read", "conversations.write", "calendars.read", "calendars.write"],
+            }
+        ],
+    )
     staff = [biz.manager, *biz.staff]
     ctx.add(
         UserSubAccountMembership,
@@ -282,7 +294,9 @@ def _contacts(
         campaign = rng.choice(meta) if source == "meta_ads" else google if source == "google" else None
         if campaign and campaign["start_date"] > created:
             campaign = None
-        email: str | None = f"{first}.{last}{i}@{rng.choice(['gmail.com', 'yahoo.com', 'outlook.com', 'icloud.com'])}".lower()
+        email: str | None = (
+            f"{first}.{last}{i}@{rng.choice(['gmail.com', 'yahoo.com', 'outlook.com', 'icloud.com'])}".lower()
+        )
         phone: str | None = f"+1{biz.area_code}{rng.randint(2000000, 9999999)}"
         if phone in seen_phone or rng.random() < 0.08:
             phone = None
@@ -896,6 +910,7 @@ def seed_agency_reporting(ctx: _Ctx, agency_id: uuid.UUID, sub_accounts: dict[st
 
     end = ctx.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     start = (end - timedelta(days=1)).replace(day=1)
+
     def total(kind: str) -> Decimal:
         amount = session.scalar(
             select(func.sum(FinancialRecord.amount)).where(
