@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from models.calendars import LIVE_APPOINTMENT_STATUSES, Appointment, AvailabilityRule, Calendar, Service
@@ -56,13 +57,18 @@ class BookingPolicy:
         )
 
 
-@dataclass(frozen=True)
-class Slot:
-    """A bookable [start, end) in UTC, with its start shown in the asker's timezone."""
+class Slot(NamedTuple):
+    """A bookable [start, end) in UTC; `local_start` shows it in the asker's timezone (a tuple: built by the
+    thousand per query)."""
 
     start: datetime
     end: datetime
-    local_start: datetime
+    display_tz: ZoneInfo
+
+    @property
+    def local_start(self) -> datetime:
+        """The start in the asker's (or calendar's) timezone."""
+        return self.start.astimezone(self.display_tz)
 
 
 def local_instant(day: date, wall: time, tz: ZoneInfo) -> datetime:
@@ -119,19 +125,6 @@ def _subtract(windows: list[Interval], holes: list[Interval]) -> list[Interval]:
     return windows
 
 
-class BusyTimeline:
-    """Busy intervals sorted by start, answering 'does [s, e) touch anything?' in O(log n)."""
-
-    def __init__(self, intervals: Iterable[Interval]) -> None:
-        self._intervals = _merge(intervals)
-        self._starts = [s for s, _ in self._intervals]
-
-    def overlaps(self, start: datetime, end: datetime) -> bool:
-        """True when [start, end) intersects a busy interval."""
-        i = bisect.bisect_left(self._starts, end)
-        return i > 0 and self._intervals[i - 1][1] > start
-
-
 def compute_slots(
     *,
     rules: Sequence[AvailabilityRule],
@@ -143,11 +136,18 @@ def compute_slots(
     now: datetime,
     display_tz: str | None = None,
 ) -> list[Slot]:
-    """Pure slot computation over already-loaded rules and busy appointments (UTC, unwidened)."""
+    """Pure slot computation over already-loaded rules and busy appointments (UTC, unwidened).
+
+    The inner loop runs on integer epoch seconds with one forward sweep over the merged busy list per
+    opening window: thousands of candidates cost a few hundred microseconds.
+    """
     cal_tz, show_tz = ZoneInfo(calendar_tz), ZoneInfo(display_tz or calendar_tz)
-    widened = [(s - policy.buffer_before, e + policy.buffer_after) for s, e in busy]
-    timeline = BusyTimeline(widened)
-    earliest, latest = now + policy.min_notice, now + policy.booking_window
+    blocked = _merge((s - policy.buffer_before, e + policy.buffer_after) for s, e in busy)
+    b_start = [int(s.timestamp()) for s, _ in blocked]
+    b_end = [int(e.timestamp()) for _, e in blocked]
+    duration, step = int(policy.duration.total_seconds()), int(policy.interval.total_seconds())
+    earliest = int((now + policy.min_notice).timestamp())
+    latest = int((now + policy.booking_window).timestamp())
     per_day: dict[date, int] = {}
     for s, _ in busy:
         local_day = s.astimezone(cal_tz).date()
@@ -156,16 +156,19 @@ def compute_slots(
     slots: list[Slot] = []
     day = range_start
     while day <= range_end:
-        if policy.max_per_day is not None and per_day.get(day, 0) >= policy.max_per_day:
-            day += timedelta(days=1)
-            continue
-        for open_start, open_end in opening_windows(rules, day, cal_tz):
-            start = open_start
-            while start + policy.duration <= open_end:
-                end = start + policy.duration
-                if earliest <= start <= latest and not timeline.overlaps(start, end):
-                    slots.append(Slot(start=start, end=end, local_start=start.astimezone(show_tz)))
-                start += policy.interval
+        if policy.max_per_day is None or per_day.get(day, 0) < policy.max_per_day:
+            for open_start, open_end in opening_windows(rules, day, cal_tz):
+                start, close = int(open_start.timestamp()), int(open_end.timestamp())
+                begins = open_start  # the same instant as `start`, advanced in lockstep (cheaper than converting)
+                j = bisect.bisect_right(b_end, start)
+                while start + duration <= close:
+                    while j < len(b_end) and b_end[j] <= start:
+                        j += 1
+                    free = j == len(b_start) or b_start[j] >= start + duration
+                    if free and earliest <= start <= latest:
+                        slots.append(Slot(start=begins, end=begins + policy.duration, display_tz=show_tz))
+                    start += step
+                    begins += policy.interval
         day += timedelta(days=1)
     return slots
 
@@ -185,11 +188,16 @@ def available_slots(
         raise InvalidInput("The end date is before the start date.")
     if (end - start).days > 92:
         raise InvalidInput("Ask for at most 92 days of availability at a time.")
-    calendar = session.get(Calendar, calendar_id)
-    if calendar is None or calendar.deleted_at is not None:
+    # one round trip for both: this function sits on the booking hot path
+    found = session.execute(
+        select(Calendar, Service)
+        .outerjoin(Service, and_(Service.id == service_id, Service.deleted_at.is_(None)))
+        .where(Calendar.id == calendar_id, Calendar.deleted_at.is_(None))
+    ).first()
+    if found is None:
         raise NotFound("No such calendar.")
-    service = session.get(Service, service_id) if service_id else None
-    if service_id and (service is None or service.deleted_at is not None):
+    calendar, service = found
+    if service_id and service is None:
         raise NotFound("No such service.")
     if timezone:
         try:
