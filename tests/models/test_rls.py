@@ -114,3 +114,17 @@ def test_activity_log_is_read_only_for_the_application(scoped, demo: Demo) -> No
     session = scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
     with pytest.raises(ProgrammingError, match="permission denied"):
         session.execute(text("DELETE FROM activity_logs"))
+
+
+def test_agency_admin_creates_a_sub_account_but_a_client_scope_cannot(scoped, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    from models.tenancy import SubAccount
+
+    session = scoped(TenantScope(agency_id=demo.agency_id))
+    created = SubAccount(agency_id=demo.agency_id, name="New client", slug=f"new-{uuid.uuid4().hex[:6]}")
+    session.add(created)
+    session.flush()
+    assert created.account_status == "active"  # server defaults came back through RETURNING
+    apply_scope(session, TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
+    with pytest.raises(ProgrammingError, match="row-level security"), session.begin_nested():
+        session.add(SubAccount(agency_id=demo.agency_id, name="Sneaky", slug=f"sneaky-{uuid.uuid4().hex[:6]}"))
+        session.flush()

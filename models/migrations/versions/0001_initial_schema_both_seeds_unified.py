@@ -1924,7 +1924,11 @@ def create_database_logic() -> None:
     op.execute("ALTER TABLE agencies ENABLE ROW LEVEL SECURITY")
     _policy("agencies", "id = lp_current_agency()", "id = lp_current_agency()")
     op.execute("ALTER TABLE sub_accounts ENABLE ROW LEVEL SECURITY")
-    _policy("sub_accounts", f"id = ANY ({VISIBLE})", "agency_id = lp_current_agency()")
+    # on its own table the rule reads the row itself: the visible-set function would be evaluated before an
+    # INSERT ... RETURNING added the row, hiding a sub-account from the agency admin creating it
+    _policy("sub_accounts",
+            "agency_id = lp_current_agency() AND (lp_current_sub_account() IS NULL OR id = lp_current_sub_account())",
+            "agency_id = lp_current_agency() AND lp_current_sub_account() IS NULL")
     # system roles (agency_id NULL) are readable by everyone and writable by no tenant; agency-wide custom roles
     # (sub_account_id NULL) by the agency; a sub-account's custom roles only inside that sub-account
     op.execute("ALTER TABLE roles ENABLE ROW LEVEL SECURITY")
