@@ -125,38 +125,51 @@ def _key(group_by: GroupBy, column_campaign: Any, column_sub: Any) -> Any:
     return {"campaign": column_campaign, "sub_account": column_sub, "agency": literal("agency")}[group_by]
 
 
+def _bucket(grain: Period | None, column: Any, tz: str) -> Any:
+    """The local calendar bucket (as a naive local timestamp) of `column`, or a constant when not bucketing."""
+    if grain is None:
+        return literal(None)
+    return func.date_trunc(grain, func.timezone(tz, column))
+
+
 def tallies(*, session: Session, start: datetime, end: datetime, group_by: GroupBy, now: datetime,
-            campaign_ids: Iterable[uuid.UUID] | None = None) -> dict[object, Tally]:
-    """Counts and sums per group over [start, end), two aggregate queries in all (RLS decides which rows)."""
+            campaign_ids: Iterable[uuid.UUID] | None = None, grain: Period | None = None, tz: str = "UTC"
+            ) -> dict[Any, Tally]:
+    """Counts and sums per group over [start, end), two aggregate queries in all (RLS decides which rows).
+
+    With `grain`, keys are (group, local period start) pairs: every month (say) of the range at once.
+    """
     call_key = _key(group_by, SalesCall.campaign_id, SalesCall.sub_account_id)
+    call_bucket = _bucket(grain, SalesCall.scheduled_date_time, tz)
     due = SalesCall.scheduled_date_time <= now  # a call not yet due has neither shown nor closed
     calls: Select[Any] = (
-        select(call_key, func.count(),
+        select(call_key, call_bucket, func.count(),
                func.count(case((due, 1))),
                func.count(case((due & SalesCall.call_outcome.in_(("completed", "closed")), 1))),
                func.count(case((due & (SalesCall.call_outcome == "closed"), 1))))
         .where(SalesCall.scheduled_date_time >= start, SalesCall.scheduled_date_time < end,
                SalesCall.deleted_at.is_(None))
-        .group_by(call_key))
+        .group_by(call_key, call_bucket))
     money_key = _key(group_by, FinancialRecord.campaign_id, FinancialRecord.sub_account_id)
+    money_bucket = _bucket(grain, FinancialRecord.transaction_date, tz)
     amount = FinancialRecord.amount
 
     def total(kind: str) -> Any:
         return func.coalesce(func.sum(case((FinancialRecord.transaction_type == kind, amount))), 0)
 
-    money = (select(money_key, total("payment"), total("refund"), total("ad_spend"))
+    money = (select(money_key, money_bucket, total("payment"), total("refund"), total("ad_spend"))
              .where(FinancialRecord.transaction_date >= start, FinancialRecord.transaction_date < end,
                     FinancialRecord.payment_status == "paid")
-             .group_by(money_key))
+             .group_by(money_key, money_bucket))
     if campaign_ids is not None:
         ids = list(campaign_ids)
         calls = calls.where(SalesCall.campaign_id.in_(ids))
         money = money.where(FinancialRecord.campaign_id.in_(ids))
-    out: dict[object, Tally] = {}
-    for key, booked, due, showed, closed in session.execute(calls).all():
-        out[key] = Tally(booked=booked, due=due, showed=showed, closed=closed)
-    for key, revenue, refunds, spend in session.execute(money).all():
-        tally = out.setdefault(key, Tally())
+    out: dict[Any, Tally] = {}
+    for key, bucket, booked, due, showed, closed in session.execute(calls).all():
+        out[(key, bucket) if grain else key] = Tally(booked=booked, due=due, showed=showed, closed=closed)
+    for key, bucket, revenue, refunds, spend in session.execute(money).all():
+        tally = out.setdefault((key, bucket) if grain else key, Tally())
         tally.revenue, tally.refunds, tally.ad_spend = Decimal(revenue), Decimal(refunds), Decimal(spend)
     return out
 

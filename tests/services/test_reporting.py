@@ -143,3 +143,12 @@ def test_demo_show_rates_match_an_independent_count(scoped, db, demo: Demo) -> N
     got = {g.key: g.figures["show_rate"].value for g in report.groups}
     assert got == {k: (Decimal(s) / Decimal(d)).quantize(Decimal("0.000001")) for k, (d, s) in expected.items()}
     assert len(got) >= 3
+
+
+def test_monthly_buckets_cut_at_local_midnight(bistro) -> None:  # type: ignore[no-untyped-def]
+    session, _, c1, _ = bistro
+    by_month = reporting.tallies(session=session, start=la(2026, 9, 1, 0), end=la(2026, 11, 1, 0),
+                                 group_by="campaign", now=NOW, grain="month", tz=LA)
+    september, october = by_month[(c1.id, datetime(2026, 9, 1))], by_month[(c1.id, datetime(2026, 10, 1))]
+    assert (september.booked, september.ad_spend) == (1, Decimal("100.00"))
+    assert (october.booked, october.closed, october.value("roi")) == (5, 2, Decimal("2.796204"))
