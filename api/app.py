@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from api import health
 from api.problems import install_problem_handlers
+from api.routers import webhooks
 from leadpilot.logs import configure_logging
 from leadpilot.settings import get_settings
 
@@ -29,6 +30,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="LeadPilot API", version="0.1.0", description=DESCRIPTION)
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(webhooks.router)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -10,6 +10,7 @@ from models import (  # noqa: F401  (imported for their table registrations)
     payments,
     performance,
     pipelines,
+    sandbox,
     sites,
     tenancy,
     workflows,

@@ -18,6 +18,7 @@ from models.crm import Contact
 from models.payments import Invoice, InvoiceLineItem, Price, Product, Subscription, Transaction
 from models.tenancy import DocumentSequence
 from services.errors import Conflict, InvalidInput, NotFound
+from services.payment_gateway import PaymentGateway
 
 CENT = Decimal("0.01")
 LIVE = ("trialing", "active", "past_due")
@@ -280,3 +281,17 @@ def renew_due_subscriptions(*, session: Session, now: datetime | None = None) ->
             invoices.append(_period_invoice(session, subscription, price))
     session.flush()
     return invoices
+
+
+def send_payment_link(*, session: Session, invoice_id: uuid.UUID, gateway: PaymentGateway) -> Invoice:
+    """Attach a hosted payment link for the balance due (the same link on every retry)."""
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.deleted_at is not None:
+        raise NotFound("No such invoice.")
+    if invoice.status != "open":
+        raise Conflict(f"An invoice that is {invoice.status} cannot be paid.")
+    if not invoice.payment_link_url:
+        invoice.payment_link_url = gateway.create_payment_link(
+            session=session, invoice=invoice, idempotency_key=f"link:{invoice.id}:{invoice.amount_paid}")
+        session.flush()
+    return invoice

@@ -1,0 +1,119 @@
+"""Where money calls go: Stripe through its SDK when a key is configured, otherwise a sandbox transport that
+records each call (once per idempotency key) in sandbox_deliveries for the app to show."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from leadpilot.settings import Settings, get_settings
+from models.payments import Invoice
+from models.sandbox import SandboxDelivery
+
+
+def cents(amount: Decimal) -> int:
+    """Stripe's integer minor units."""
+    return int((amount * 100).to_integral_value())
+
+
+class PaymentGateway(Protocol):
+    """The provider operations payments need."""
+
+    name: str
+
+    def create_payment_link(self, *, session: Session, invoice: Invoice, idempotency_key: str) -> str:
+        """A hosted page where the contact pays the invoice's balance."""
+
+    def refund(self, *, session: Session, sub_account_id: uuid.UUID, payment_ref: str, amount: Decimal,
+               idempotency_key: str) -> str:
+        """Refund part or all of a payment; returns the provider's refund id."""
+
+
+class SandboxGateway:
+    """Records what would be sent; links point back at this API's sandbox pay page."""
+
+    name = "sandbox"
+
+    def __init__(self, public_base_url: str) -> None:
+        self.base = public_base_url.rstrip("/")
+
+    def _record(self, session: Session, sub_account_id: uuid.UUID, operation: str, key: str,
+                request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+        session.execute(pg_insert(SandboxDelivery).values(
+            sub_account_id=sub_account_id, provider="stripe", operation=operation, idempotency_key=key,
+            request=request, response=response).on_conflict_do_nothing(index_elements=["idempotency_key"]))
+        recorded = session.scalar(select(SandboxDelivery.response).where(SandboxDelivery.idempotency_key == key))
+        assert recorded is not None
+        return recorded
+
+    def create_payment_link(self, *, session: Session, invoice: Invoice, idempotency_key: str) -> str:
+        """Record a checkout session and return the sandbox pay URL."""
+        due = invoice.total_amount - invoice.amount_paid
+        url = f"{self.base}/sandbox/pay/{invoice.id}"
+        response = self._record(session, invoice.sub_account_id, "checkout.sessions.create", idempotency_key,
+                                {"invoice_number": invoice.invoice_number, "amount": cents(due),
+                                 "currency": invoice.currency.lower(), "metadata": {
+                                     "sub_account_id": str(invoice.sub_account_id), "invoice_id": str(invoice.id)}},
+                                {"url": url})
+        return str(response["url"])
+
+    def refund(self, *, session: Session, sub_account_id: uuid.UUID, payment_ref: str, amount: Decimal,
+               idempotency_key: str) -> str:
+        """Record a refund and return a stable sandbox refund id."""
+        refund_id = "re_sandbox_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+        response = self._record(session, sub_account_id, "refunds.create", idempotency_key,
+                                {"payment_intent": payment_ref, "amount": cents(amount)}, {"id": refund_id})
+        return str(response["id"])
+
+
+class StripeGateway:
+    """The real thing, through the official SDK; every call carries the caller's idempotency key, so a retried
+    task never charges, links or refunds twice."""
+
+    name = "stripe"
+
+    def __init__(self, api_key: str, public_base_url: str) -> None:
+        import stripe
+
+        self.client = stripe.StripeClient(api_key)
+        self.base = public_base_url.rstrip("/")
+
+    def create_payment_link(self, *, session: Session, invoice: Invoice, idempotency_key: str) -> str:
+        """A Checkout Session for the balance due, tagged with the invoice for the webhook."""
+        metadata = {"sub_account_id": str(invoice.sub_account_id), "invoice_id": str(invoice.id)}
+        checkout = self.client.v1.checkout.sessions.create(
+            params={
+                "mode": "payment",
+                "line_items": [{"quantity": 1, "price_data": {
+                    "currency": invoice.currency.lower(),
+                    "unit_amount": cents(invoice.total_amount - invoice.amount_paid),
+                    "product_data": {"name": f"Invoice {invoice.invoice_number}"}}}],
+                "metadata": metadata,
+                "payment_intent_data": {"metadata": metadata},
+                "success_url": f"{self.base}/pay/{invoice.id}/thanks",
+                "cancel_url": f"{self.base}/pay/{invoice.id}",
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+        return str(checkout.url)
+
+    def refund(self, *, session: Session, sub_account_id: uuid.UUID, payment_ref: str, amount: Decimal,
+               idempotency_key: str) -> str:
+        """Refund against the PaymentIntent."""
+        refund = self.client.v1.refunds.create(params={"payment_intent": payment_ref, "amount": cents(amount)},
+                                               options={"idempotency_key": idempotency_key})
+        return str(refund.id)
+
+
+def gateway_for(settings: Settings | None = None) -> PaymentGateway:
+    """Stripe when STRIPE_API_KEY is set, else the sandbox."""
+    settings = settings or get_settings()
+    if settings.stripe_api_key:
+        return StripeGateway(settings.stripe_api_key, settings.public_base_url)
+    return SandboxGateway(settings.public_base_url)
