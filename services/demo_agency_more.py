@@ -20,6 +20,7 @@ from models.payments import (
     Subscription,
     Transaction,
 )
+from models.sandbox import SandboxDelivery
 from models.sites import Form, FormSubmission, Funnel, Page, Survey, SurveyResponse
 from models.tenancy import DocumentSequence
 from models.workflows import Workflow, WorkflowAction, WorkflowActionExecution, WorkflowExecution, WorkflowTrigger
@@ -473,7 +474,16 @@ def _payments(ctx: _Ctx, sub_id: uuid.UUID, contacts: Rows) -> None:
             "processed_at": refunded["processed_at"] + timedelta(days=3),
         }
     )
+    links = []
+    for invoice in (i for i in invoices if i["status"] == "open"):
+        invoice["payment_link_url"] = f"http://127.0.0.1:8000/sandbox/pay/{invoice['id']}"
+        links.append({"id": ctx.uid(), "sub_account_id": sub_id, "provider": "stripe",
+                      "operation": "checkout.sessions.create", "idempotency_key": f"link:{invoice['id']}:0.00",
+                      "request": {"invoice_number": invoice["invoice_number"],
+                                  "amount": int(invoice["total_amount"] * 100), "currency": "usd"},
+                      "response": {"url": invoice["payment_link_url"]}, "created_at": invoice["created_at"]})
     ctx.add(Invoice, invoices)
+    ctx.add(SandboxDelivery, links)
     ctx.add(InvoiceLineItem, lines)
     ctx.add(Transaction, txns)
     ctx.add(

@@ -37,4 +37,9 @@ def test_configured_urls_win_over_embedded_servers(tmp_path: Path) -> None:
 def test_cli_reports_status_of_running_services() -> None:
     out = subprocess.run([sys.executable, "-m", "leadpilot.cli", "infra", "status"], capture_output=True, text=True,
                          check=True).stdout
-    assert "postgres" in out and "18." in out and "0001" in out
+    from alembic.script import ScriptDirectory
+
+    from models.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert "postgres" in out and "18." in out and f"schema {head}" in out
