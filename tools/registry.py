@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from langchain_core.tools import BaseTool
 
-from tools import calendars, crm, handoff, pipelines, reporting
+from tools import calendars, crm, handoff, payments, pipelines, reporting
 
 CAPABILITY_TOOLS: dict[str, list[BaseTool]] = {
     # answer_faq gains search_knowledge with the knowledge-base issue
@@ -15,9 +15,8 @@ CAPABILITY_TOOLS: dict[str, list[BaseTool]] = {
                           calendars.list_appointments],
     "qualify_leads": [crm.get_contact, crm.update_contact, crm.add_tag, crm.add_note, crm.create_task,
                       pipelines.create_opportunity, pipelines.move_opportunity],
-    # take_payments gains list_products, create_invoice, send_payment_link, invoice_status, subscription_status
-    # with the payments service
-    "take_payments": [],
+    "take_payments": [payments.list_products, payments.create_invoice, payments.send_payment_link,
+                      payments.invoice_status, payments.subscription_status],
     "escalate_to_human": [handoff.request_human_handoff],
     "reporting": [crm.search_contacts, pipelines.pipeline_summary, reporting.report_metric,
                   reporting.compare_campaigns, reporting.sales_call_outcomes],

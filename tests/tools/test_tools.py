@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from models.db import TenantScope
 from services import reporting
 from tests.conftest import Demo
 from tools import calendars, crm, handoff
+from tools import payments as payment_tools
 from tools import reporting as reporting_tools
 from tools.registry import CAPABILITY_TOOLS, tools_for
 
@@ -128,3 +130,29 @@ def test_report_metric_returns_the_reporting_services_figure(run, demo: Demo) ->
                  capabilities=["reporting"])
     values = [r["value"] for r in ranked["campaigns"] if r["value"] is not None]
     assert values == sorted(values, key=lambda v: -float(v))
+
+
+def test_invoice_then_payment_link_through_the_sandbox(run) -> None:  # type: ignore[no-untyped-def]
+    from models.sandbox import SandboxDelivery
+
+    catalogue = run(payment_tools.list_products, {})
+    one_time = next(p for p in catalogue["products"] if p["every"] is None)
+    invoice = run(payment_tools.create_invoice, {"items": [{"price_id": one_time["price_id"], "quantity": 2}]})
+    assert invoice["ok"] and invoice["status"] == "open" and invoice["number"].startswith("INV-")
+    assert invoice["total"] == str(Decimal(one_time["amount"]) * 2)
+    linked = run(payment_tools.send_payment_link, {"invoice_id": invoice["invoice_id"]})
+    again = run(payment_tools.send_payment_link, {})  # the latest invoice, the same link
+    assert linked["payment_link"].endswith(f"/sandbox/pay/{invoice['invoice_id']}") and again == linked
+    recorded = run.session.scalars(select(SandboxDelivery).where(
+        SandboxDelivery.request["invoice_number"].astext == invoice["number"])).all()
+    assert len(recorded) == 1 and recorded[0].request["amount"] == int(Decimal(invoice["total"]) * 100)
+    assert run(payment_tools.invoice_status, {})["due"] == invoice["total"]
+
+
+def test_another_leads_invoice_is_not_found(run, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    from models.payments import Invoice
+
+    other = run.session.scalars(select(Invoice).where(Invoice.contact_id != run.conversation.contact_id)
+                                .limit(1)).one()
+    result = run(payment_tools.invoice_status, {"invoice_id": str(other.id)})
+    assert result["error"]["type"] == "NotFound"
