@@ -7,10 +7,10 @@ alternatives computed after the winner committed its row.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -162,3 +162,29 @@ def reschedule_appointment(*, session: Session, appointment_id: uuid.UUID, new_s
         raise
     savepoint.commit()
     return new
+
+
+def book_round_robin(*, session: Session, team_key: str, request: BookingRequest, now: datetime | None = None
+                     ) -> Appointment:
+    """Book the team member who is free at the time and has the fewest live bookings that week (ties by
+    calendar order, so the choice is deterministic); if a race takes that slot, try the next one."""
+    now = now or datetime.now(UTC)
+    start = request.start.astimezone(UTC)
+    team = session.scalars(select(Calendar).where(Calendar.team_key == team_key, Calendar.is_active,
+                                                  Calendar.deleted_at.is_(None)).order_by(Calendar.id)).all()
+    if not team:
+        raise NotFound("No such team.")
+    week = (start - timedelta(days=start.weekday()), start + timedelta(days=7 - start.weekday()))
+    load: dict[uuid.UUID, int] = {cal_id: n for cal_id, n in session.execute(
+        select(Appointment.calendar_id, func.count()).where(
+            Appointment.calendar_id.in_([c.id for c in team]), Appointment.status.in_(LIVE_APPOINTMENT_STATUSES),
+            Appointment.deleted_at.is_(None), Appointment.start_time >= week[0], Appointment.start_time < week[1])
+        .group_by(Appointment.calendar_id))}
+    for calendar in sorted(team, key=lambda c: load.get(c.id, 0)):
+        try:
+            return book_appointment(session=session, now=now,
+                                    request=replace(request, calendar_id=calendar.id, start=start))
+        except SlotTaken:
+            continue
+    raise SlotTaken("Nobody on the team is free then.", alternatives=_alternatives(
+        session, team[0], request.service_id, start, request.timezone, now))
