@@ -15,11 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.calendars import LIVE_APPOINTMENT_STATUSES, Appointment, Calendar, Service
+from models.conversations import OutboxEvent
 from models.crm import Contact
 from services.availability import BookingPolicy, available_slots
 from services.errors import Conflict, InvalidInput, NotFound
 
 OVERLAP_CONSTRAINT = "ex_appointments_no_overlap"
+REMINDER_LEAD = timedelta(hours=24)
 TRANSITIONS: dict[str, set[str]] = {
     "scheduled": {"confirmed", "cancelled", "completed", "no_show", "rescheduled"},
     "confirmed": {"cancelled", "completed", "no_show", "rescheduled"},
@@ -122,7 +124,24 @@ def book_appointment(*, session: Session, request: BookingRequest, now: datetime
             raise
         raise SlotTaken("That time was just taken.", alternatives=_alternatives(
             session, calendar, request.service_id, start, request.timezone, now)) from exc
+    schedule_reminder(session=session, appointment=appointment, now=now)
     return appointment
+
+
+def schedule_reminder(*, session: Session, appointment: Appointment, now: datetime,
+                      before: timedelta = REMINDER_LEAD) -> OutboxEvent | None:
+    """Queue the reminder for `before` the start, in the same transaction as the booking (the outbox); a
+    booking made later than that gets none."""
+    due = appointment.start_time - before
+    if due <= now:
+        return None
+    event = OutboxEvent(sub_account_id=appointment.sub_account_id, topic="appointment.reminder",
+                        aggregate_type="appointment", aggregate_id=appointment.id, available_at=due,
+                        dedupe_key=f"appointment.reminder:{appointment.id}",
+                        payload={"appointment_id": str(appointment.id)})
+    session.add(event)
+    session.flush()
+    return event
 
 
 def set_status(*, session: Session, appointment_id: uuid.UUID, status: str, reason: str | None = None,

@@ -18,7 +18,11 @@ def create_celery() -> Celery:
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="default",
         # each task's queue is named here, in one place (agent turns, sends, workflow steps, campaign batches)
-        task_routes={"workers.ping": {"queue": "default"}},
+        task_routes={
+            "workers.ping": {"queue": "default"},
+            "workers.dispatch_outbox": {"queue": "default"},
+            "workers.send_appointment_reminder": {"queue": "outbound"},
+        },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -31,7 +35,7 @@ def create_celery() -> Celery:
         enable_utc=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
-        beat_schedule={},
+        beat_schedule={"dispatch-outbox": {"task": "workers.dispatch_outbox", "schedule": 30.0}},
     )
     return app
 

@@ -1,13 +1,17 @@
-"""Worker tasks. Each takes ids, reloads rows, records failure on the row (see CONVENTIONS.md)."""
+"""Worker tasks. Each takes ids, reloads rows under the tenant's scope, records failure on the row and is safe
+to run twice (see CONVENTIONS.md)."""
 
 from __future__ import annotations
 
 import socket
+import uuid
 from typing import Any
 
+from celery import Task
 from sqlalchemy import text
 
-from models.db import get_app_engine
+from models.db import TenantScope, get_app_engine, owner_session, tenant_session
+from services import outbox
 from workers.app import celery_app
 
 
@@ -17,3 +21,37 @@ def ping() -> dict[str, Any]:
     with get_app_engine().connect() as conn:
         role = conn.execute(text("SELECT current_user")).scalar_one()
     return {"worker": socket.gethostname(), "db_role": role}
+
+
+@celery_app.task(name="workers.dispatch_outbox")
+def dispatch_outbox() -> list[str]:
+    """Hand every due outbox event to the task for its topic, to run at its due time (Celery eta)."""
+    with owner_session() as session:
+        claimed = outbox.claim_due(session=session)
+    ids = []
+    for event in claimed:
+        task = TOPIC_TASKS.get(event.topic)
+        if task is None:
+            continue
+        result = task.apply_async(args=[str(event.event_id), str(event.agency_id), str(event.sub_account_id)],
+                                  eta=event.eta)
+        ids.append(result.id)
+    return ids
+
+
+@celery_app.task(name="workers.send_appointment_reminder", bind=True, max_retries=5, default_retry_delay=30)
+def send_appointment_reminder(self: Task, event_id: str, agency_id: str, sub_account_id: str) -> str | None:
+    """Queue the reminder message of one appointment; retried with backoff, the error kept on the event."""
+    scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
+    try:
+        with tenant_session(scope) as session:
+            message = outbox.send_appointment_reminder(session=session, event_id=uuid.UUID(event_id))
+            outbox.settle(session=session, event_id=uuid.UUID(event_id))
+            return str(message.id) if message else None
+    except Exception as exc:
+        with tenant_session(scope) as session:
+            outbox.settle(session=session, event_id=uuid.UUID(event_id), error=f"{type(exc).__name__}: {exc}")
+        raise self.retry(exc=exc, countdown=30 * 2 ** self.request.retries) from exc
+
+
+TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder}

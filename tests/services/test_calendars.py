@@ -111,3 +111,14 @@ def test_lifecycle_is_stamped_and_final_states_stay_final(a, calendar, contact) 
     assert (booked.confirmed_at, booked.cancelled_at, booked.cancellation_reason) == (NOW, NOW, "Sick")
     with pytest.raises(Conflict):
         set_status(session=a, appointment_id=booked.id, status="completed")
+
+
+def test_a_booking_queues_its_reminder_a_day_ahead_in_the_same_transaction(a, calendar, contact) -> None:  # type: ignore[no-untyped-def]
+    from models.conversations import OutboxEvent
+
+    slot = _free(a, calendar)[0]
+    booked = book_appointment(session=a, now=NOW, request=BookingRequest(
+        calendar_id=calendar.id, contact_id=contact.id, start=slot.start))
+    reminder = a.scalars(select(OutboxEvent).where(OutboxEvent.aggregate_id == booked.id)).one()
+    assert (reminder.topic, reminder.available_at, reminder.status) == (
+        "appointment.reminder", slot.start - timedelta(hours=24), "pending")
