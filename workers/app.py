@@ -22,6 +22,7 @@ def create_celery() -> Celery:
             "workers.ping": {"queue": "default"},
             "workers.dispatch_outbox": {"queue": "default"},
             "workers.send_appointment_reminder": {"queue": "outbound"},
+            "workers.deliver_due_reports": {"queue": "default"},
         },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
         task_acks_late=True,
@@ -35,7 +36,10 @@ def create_celery() -> Celery:
         enable_utc=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
-        beat_schedule={"dispatch-outbox": {"task": "workers.dispatch_outbox", "schedule": 30.0}},
+        beat_schedule={
+            "dispatch-outbox": {"task": "workers.dispatch_outbox", "schedule": 30.0},
+            "deliver-due-reports": {"task": "workers.deliver_due_reports", "schedule": 300.0},
+        },
     )
     return app
 

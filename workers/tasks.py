@@ -11,7 +11,7 @@ from celery import Task
 from sqlalchemy import text
 
 from models.db import TenantScope, get_app_engine, owner_session, tenant_session
-from services import outbox
+from services import outbox, report_templates
 from workers.app import celery_app
 
 
@@ -52,6 +52,21 @@ def send_appointment_reminder(self: Task, event_id: str, agency_id: str, sub_acc
         with tenant_session(scope) as session:
             outbox.settle(session=session, event_id=uuid.UUID(event_id), error=f"{type(exc).__name__}: {exc}")
         raise self.retry(exc=exc, countdown=30 * 2 ** self.request.retries) from exc
+
+
+@celery_app.task(name="workers.deliver_due_reports")
+def deliver_due_reports() -> int:
+    """Deliver every recurring report whose time has come, each under its own tenant's scope."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    with owner_session() as session:
+        due = report_templates.due_templates(session=session, now=now)
+    delivered = 0
+    for template_id, agency_id, sub_account_id in due:
+        with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=sub_account_id)) as session:
+            delivered += report_templates.deliver(session=session, template_id=template_id, now=now)
+    return delivered
 
 
 TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder}
