@@ -798,34 +798,28 @@ def _money(
         if paid_at > ctx.now:
             continue
         amount = ctx.money(450, 4200)
-        records.append(
-            {
-                "id": ctx.uid(),
-                "agency_id": agency_id,
-                "sub_account_id": sub_id,
-                "campaign_id": call["campaign_id"],
-                "integration_source_id": integrations[gateway],
-                "contact_id": call["contact_id"],
-                "transaction_date": paid_at,
-                "amount": amount,
-                "transaction_type": "payment",
-                "payment_status": "paid",
-                "reference_number": f"{'ch' if gateway == 'stripe' else 'pay'}_{ctx.uid().hex[:20]}",
-            }
-        )
+        payment = {
+            "id": ctx.uid(),
+            "agency_id": agency_id,
+            "sub_account_id": sub_id,
+            "campaign_id": call["campaign_id"],
+            "integration_source_id": integrations[gateway],
+            "contact_id": call["contact_id"],
+            "transaction_date": paid_at,
+            "amount": amount,
+            "transaction_type": "payment",
+            "payment_status": "paid",
+            "reference_number": f"{'ch' if gateway == 'stripe' else 'pay'}_{ctx.uid().hex[:20]}",
+        }
+        records.append(payment)
         if rng.random() < 0.09:
             records.append(
                 {
+                    **payment,
                     "id": ctx.uid(),
-                    "agency_id": agency_id,
-                    "sub_account_id": sub_id,
-                    "campaign_id": call["campaign_id"],
-                    "integration_source_id": integrations[gateway],
-                    "contact_id": call["contact_id"],
                     "transaction_date": paid_at + timedelta(days=4),
                     "amount": (amount * Decimal(rng.choice(["1", "0.5"]))).quantize(CENT),
                     "transaction_type": "refund",
-                    "payment_status": "paid",
                     "reference_number": f"re_{ctx.uid().hex[:20]}",
                 }
             )

@@ -129,6 +129,14 @@ def scoped(app_engine: Engine) -> Iterator[Callable[..., Session]]:
         yield bind
 
 
+@pytest.fixture
+def a(scoped: Callable[..., Session], demo: Demo) -> Session:
+    """An application-role session scoped to sub-account A of the demo agency, rolled back after the test."""
+    from models.db import TenantScope
+
+    return scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
+
+
 @pytest.fixture(scope="module")
 def fresh_db_url(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A private copy of the template for a module whose tests commit (concurrency, workers)."""

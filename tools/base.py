@@ -39,6 +39,20 @@ def failure(kind: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"ok": False, "error": {"type": kind, "message": message, **jsonable(extra)}}
 
 
+class NoContact(DomainError):
+    """The run has no contact to act for (a conversation before its contact is known)."""
+
+    status = 409
+    title = "No contact"
+
+
+def contact_of(ctx: AgentContext) -> UUID:
+    """The contact the run acts for; a structured NoContact failure when there is none."""
+    if ctx.contact_id is None:
+        raise NoContact("This conversation has no contact yet.")
+    return ctx.contact_id
+
+
 def guarded(capability: str) -> Callable[[F], F]:
     """Refuse when the run's agent lacks `capability`; turn domain errors into structured failures."""
 

@@ -18,7 +18,7 @@ from models.calendars import LIVE_APPOINTMENT_STATUSES, Appointment, Calendar, S
 from services import calendars as booking
 from services.availability import available_slots
 from services.errors import NotFound
-from tools.base import failure, guarded
+from tools.base import contact_of, failure, guarded
 from tools.context import AgentContext, session_for
 
 
@@ -95,13 +95,12 @@ def book_appointment(slot_start: datetime, calendar_id: uuid.UUID, service_id: u
     """Book the lead into a free slot. Call check_availability first; if the slot was just taken, offer the
     alternatives returned."""
     ctx = AgentContext.from_config(config)
-    if ctx.contact_id is None:
-        return failure("no_contact", "This conversation has no contact yet.")
+    contact_id = contact_of(ctx)
     key = (config.get("configurable", {}).get("turn_id") or None)
     with session_for(ctx, config) as session:
         tz = _zone(ctx, session)
         appointment = booking.book_appointment(session=session, request=booking.BookingRequest(
-            calendar_id=calendar_id, contact_id=ctx.contact_id, start=slot_start, service_id=service_id,
+            calendar_id=calendar_id, contact_id=contact_id, start=slot_start, service_id=service_id,
             timezone=tz, source="ai_agent", idempotency_key=f"book:{ctx.conversation_id}:{key}" if key else None))
         return {"appointment_id": appointment.id, "status": appointment.status,
                 "start": appointment.start_time.astimezone(ZoneInfo(tz)), "title": appointment.title}

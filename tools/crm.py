@@ -10,7 +10,7 @@ from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from services import crm
-from tools.base import failure, guarded
+from tools.base import contact_of, failure, guarded
 from tools.context import AgentContext, session_for
 
 
@@ -51,10 +51,9 @@ class NoArgs(BaseModel):
 def get_contact(*, config: RunnableConfig) -> dict[str, Any]:
     """What we know about the lead in this conversation: name, stage, custom fields, tags, opt-outs."""
     ctx = AgentContext.from_config(config)
-    if ctx.contact_id is None:
-        return failure("no_contact", "This conversation has no contact yet.")
+    contact_id = contact_of(ctx)
     with session_for(ctx, config) as session:
-        contact = crm.get_contact_or_raise(session=session, contact_id=ctx.contact_id)
+        contact = crm.get_contact_or_raise(session=session, contact_id=contact_id)
         return {"contact": _contact_card(contact, crm.contact_tags(session=session, contact_id=contact.id))}
 
 
@@ -74,13 +73,12 @@ class UpdateContactArgs(BaseModel):
 def update_contact(*, config: RunnableConfig, **changes: Any) -> dict[str, Any]:
     """Save what the lead told you about themselves (name, email, phone, qualification answers)."""
     ctx = AgentContext.from_config(config)
-    if ctx.contact_id is None:
-        return failure("no_contact", "This conversation has no contact yet.")
+    contact_id = contact_of(ctx)
     fields = {k: v for k, v in changes.items() if v is not None}
     if not fields:
         return failure("nothing_to_save", "Give at least one field to save.")
     with session_for(ctx, config) as session:
-        contact = crm.update_contact(session=session, contact_id=ctx.contact_id, changes=fields)
+        contact = crm.update_contact(session=session, contact_id=contact_id, changes=fields)
         return {"saved": sorted(fields), "contact": _contact_card(
             contact, crm.contact_tags(session=session, contact_id=contact.id))}
 
@@ -94,11 +92,10 @@ class TagArgs(BaseModel):
 def add_tag(tag: str, *, config: RunnableConfig) -> dict[str, Any]:
     """Tag the lead of this conversation."""
     ctx = AgentContext.from_config(config)
-    if ctx.contact_id is None:
-        return failure("no_contact", "This conversation has no contact yet.")
+    contact_id = contact_of(ctx)
     with session_for(ctx, config) as session:
-        crm.add_tag(session=session, contact_id=ctx.contact_id, name=tag)
-        return {"tags": crm.contact_tags(session=session, contact_id=ctx.contact_id)}
+        crm.add_tag(session=session, contact_id=contact_id, name=tag)
+        return {"tags": crm.contact_tags(session=session, contact_id=contact_id)}
 
 
 class NoteArgs(BaseModel):
@@ -110,10 +107,9 @@ class NoteArgs(BaseModel):
 def add_note(body: str, *, config: RunnableConfig) -> dict[str, Any]:
     """Leave a note for staff on the lead of this conversation."""
     ctx = AgentContext.from_config(config)
-    if ctx.contact_id is None:
-        return failure("no_contact", "This conversation has no contact yet.")
+    contact_id = contact_of(ctx)
     with session_for(ctx, config) as session:
-        note = crm.add_note(session=session, contact_id=ctx.contact_id, body=body, user_id=ctx.user_id)
+        note = crm.add_note(session=session, contact_id=contact_id, body=body, user_id=ctx.user_id)
         return {"note_id": note.id}
 
 
@@ -127,10 +123,9 @@ class TaskArgs(BaseModel):
 def create_task(title: str, due_at: datetime | None = None, *, config: RunnableConfig) -> dict[str, Any]:
     """Ask staff to follow up on this lead."""
     ctx = AgentContext.from_config(config)
-    if ctx.contact_id is None:
-        return failure("no_contact", "This conversation has no contact yet.")
+    contact_id = contact_of(ctx)
     with session_for(ctx, config) as session:
-        task = crm.create_task(session=session, contact_id=ctx.contact_id, title=title, due_at=due_at)
+        task = crm.create_task(session=session, contact_id=contact_id, title=title, due_at=due_at)
         return {"task_id": task.id, "due_at": task.due_at}
 
 

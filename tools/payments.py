@@ -17,7 +17,7 @@ from models.payments import Invoice, Price, Product, Subscription
 from services import payments
 from services.errors import NotFound
 from services.payment_gateway import gateway_for
-from tools.base import failure, guarded
+from tools.base import contact_of, guarded
 from tools.context import AgentContext, session_for
 
 
@@ -70,11 +70,10 @@ class CreateInvoiceArgs(BaseModel):
 def create_invoice(items: list[InvoiceItem], *, config: RunnableConfig) -> dict[str, Any]:
     """Bill the lead for catalogue items; then send_payment_link to let them pay."""
     ctx = AgentContext.from_config(config)
-    if ctx.contact_id is None:
-        return failure("no_contact", "This conversation has no contact yet.")
+    contact_id = contact_of(ctx)
     with session_for(ctx, config) as session:
         lines = [payments.line_for_price(session=session, price_id=i.price_id, quantity=i.quantity) for i in items]
-        invoice = payments.create_invoice(session=session, contact_id=ctx.contact_id, lines=lines)
+        invoice = payments.create_invoice(session=session, contact_id=contact_id, lines=lines)
         return _invoice_card(invoice)
 
 

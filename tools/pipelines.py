@@ -14,7 +14,7 @@ from sqlalchemy import select
 from models.pipelines import Opportunity, Pipeline, PipelineStage
 from services import pipelines
 from services.errors import NotFound
-from tools.base import failure, guarded
+from tools.base import contact_of, failure, guarded
 from tools.context import AgentContext, session_for
 
 
@@ -30,8 +30,7 @@ def create_opportunity(name: str, value: Decimal = Decimal(0), stage: str | None
                        config: RunnableConfig) -> dict[str, Any]:
     """Open a deal for this lead in the default pipeline."""
     ctx = AgentContext.from_config(config)
-    if ctx.contact_id is None:
-        return failure("no_contact", "This conversation has no contact yet.")
+    contact_id = contact_of(ctx)
     with session_for(ctx, config) as session:
         pipeline = session.scalar(select(Pipeline).where(Pipeline.is_default, Pipeline.deleted_at.is_(None)))
         if pipeline is None:
@@ -43,7 +42,7 @@ def create_opportunity(name: str, value: Decimal = Decimal(0), stage: str | None
             if stage_id is None:
                 return failure("unknown_stage", f"No stage named {stage!r}.",
                                stages=[s.name for s in pipelines.stages_of(session=session, pipeline_id=pipeline.id)])
-        opp = pipelines.create_opportunity(session=session, pipeline_id=pipeline.id, contact_id=ctx.contact_id,
+        opp = pipelines.create_opportunity(session=session, pipeline_id=pipeline.id, contact_id=contact_id,
                                            name=name, monetary_value=value, stage_id=stage_id)
         return {"opportunity_id": opp.id, "pipeline": pipeline.name, "status": opp.status}
 

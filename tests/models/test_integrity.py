@@ -12,16 +12,11 @@ from sqlalchemy.exc import IntegrityError
 
 from models.conversations import Channel, Conversation, Message
 from models.crm import Contact
-from models.db import TenantScope
 from models.payments import Invoice, InvoiceLineItem
 from tests.conftest import Demo
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-def a(scoped, demo: Demo):  # type: ignore[no-untyped-def]
-    return scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
 
 
 def _inbound(conversation: Conversation, provider_id: str) -> dict[str, object]:

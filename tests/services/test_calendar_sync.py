@@ -11,21 +11,15 @@ from sqlalchemy import select
 
 from models.calendars import Calendar
 from models.crm import Contact
-from models.db import TenantScope
 from services import calendar_sync
 from services.availability import available_slots
 from services.calendars import BookingRequest, SlotTaken, book_appointment, book_round_robin
-from tests.conftest import Demo
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 NY = ZoneInfo("America/New_York")
 DAY = date(2027, 1, 12)  # a Tuesday: open 10:00-18:00 in sub-account A
 
-
-@pytest.fixture
-def a(scoped, demo: Demo):  # type: ignore[no-untyped-def]
-    return scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
 
 
 @pytest.fixture

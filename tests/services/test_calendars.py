@@ -10,20 +10,14 @@ from sqlalchemy import select
 
 from models.calendars import Appointment, AvailabilityRule, Calendar
 from models.crm import Contact
-from models.db import TenantScope
 from services.availability import available_slots
 from services.calendars import BookingRequest, SlotTaken, book_appointment, reschedule_appointment, set_status
 from services.errors import Conflict
-from tests.conftest import Demo
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
-
-@pytest.fixture
-def a(scoped, demo: Demo):  # type: ignore[no-untyped-def]
-    return scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
 
 
 @pytest.fixture

@@ -19,10 +19,6 @@ from tests.conftest import Demo, app_url_for
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def a(scoped, demo: Demo):  # type: ignore[no-untyped-def]
-    return scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
-
 
 @pytest.mark.parametrize(("raw", "e164"), [("(718) 555-0142", "+17185550142"), ("+1 512.555.0199", "+15125550199"),
                                            ("011 1 718 555 0142", "+17185550142")])

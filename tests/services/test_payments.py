@@ -20,10 +20,6 @@ pytestmark = pytest.mark.integration
 JAN31 = datetime(2027, 1, 31, 15, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def a(scoped, demo: Demo):  # type: ignore[no-untyped-def]
-    return scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
-
 
 @pytest.fixture
 def contact(a) -> Contact:  # type: ignore[no-untyped-def]

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from models.crm import Contact
-from models.db import TenantScope
 from models.pipelines import OpportunityStageHistory
 from services import pipelines
 from services.errors import Conflict, InvalidInput
@@ -18,10 +17,6 @@ from tests.conftest import Demo
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 
-
-@pytest.fixture
-def a(scoped, demo: Demo):  # type: ignore[no-untyped-def]
-    return scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
 
 
 @pytest.fixture

@@ -9,19 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from models.db import TenantScope
 from models.performance import ReportTemplate
 from models.sandbox import SandboxDelivery
 from services import report_templates, reporting
-from tests.conftest import Demo
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
-
-@pytest.fixture
-def a(scoped, demo: Demo):  # type: ignore[no-untyped-def]
-    return scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
 
 
 @pytest.fixture

@@ -156,3 +156,8 @@ def test_another_leads_invoice_is_not_found(run, demo: Demo) -> None:  # type: i
                                 .limit(1)).one()
     result = run(payment_tools.invoice_status, {"invoice_id": str(other.id)})
     assert result["error"]["type"] == "NotFound"
+
+
+def test_a_conversation_without_a_contact_gets_a_structured_refusal(run) -> None:  # type: ignore[no-untyped-def]
+    result = run(crm.update_contact, {"first_name": "Ana"}, contact_id=None)
+    assert result == {"ok": False, "error": {"type": "NoContact", "message": "This conversation has no contact yet."}}
