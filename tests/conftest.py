@@ -39,6 +39,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SERVER_KEY] = server_url
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Under CI, stop the embedded test servers; locally they stay up so the next run starts in a second."""
+    if os.environ.get("CI") and not os.environ.get("PYTEST_XDIST_WORKER") and SERVER_KEY in config.stash:
+        from leadpilot.infra import stop_embedded_postgres, stop_embedded_redis
+
+        stop_embedded_postgres(TEST_STATE / "pg")
+        stop_embedded_redis(TEST_STATE / "redis")
+
+
 def _tune_for_tests(server_url: str) -> None:
     # durability is worthless for throwaway test data; these cut commit latency several-fold
     engine = create_engine(dbutil.url_for(server_url, "postgres"), isolation_level="AUTOCOMMIT")

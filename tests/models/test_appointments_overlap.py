@@ -56,6 +56,7 @@ def test_twenty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(app
     barrier = threading.Barrier(20)
     won: list[uuid.UUID] = []
     refused: list[BaseException] = []
+    other: list[str] = []
 
     def attempt(i: int) -> None:
         barrier.wait()
@@ -64,6 +65,8 @@ def test_twenty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(app
             won.append(_book(app_db, demo, cal, contact, SLOT + timedelta(minutes=i % 3 * 5)))
         except IntegrityError as exc:
             refused.append(exc)
+        except Exception as exc:  # recorded so a failure says what happened
+            other.append(f"{type(exc).__name__}: {str(exc)[:300]}")
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(20)]
     for t in threads:
@@ -71,6 +74,7 @@ def test_twenty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(app
     for t in threads:
         t.join()
 
+    assert other == []
     assert len(won) == 1
     assert len(refused) == 19
     assert all("ex_appointments_no_overlap" in str(e.orig) for e in refused)
