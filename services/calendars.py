@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from models.calendars import LIVE_APPOINTMENT_STATUSES, Appointment, Calendar, Service
@@ -21,6 +21,8 @@ from services.availability import BookingPolicy, available_slots
 from services.errors import Conflict, InvalidInput, NotFound
 
 OVERLAP_CONSTRAINT = "ex_appointments_no_overlap"
+DEADLOCK = "40P01"
+DEADLOCK_RETRIES = 3
 REMINDER_LEAD = timedelta(hours=24)
 TRANSITIONS: dict[str, set[str]] = {
     "scheduled": {"confirmed", "cancelled", "completed", "no_show", "rescheduled"},
@@ -115,17 +117,34 @@ def book_appointment(*, session: Session, request: BookingRequest, now: datetime
         timezone=request.timezone or contact.timezone, source=request.source, notes=request.notes,
         idempotency_key=request.idempotency_key,
     )
-    try:
-        with session.begin_nested():
-            session.add(appointment)
-            session.flush()
-    except IntegrityError as exc:
-        if not _is_overlap(exc):
-            raise
-        raise SlotTaken("That time was just taken.", alternatives=_alternatives(
-            session, calendar, request.service_id, start, request.timezone, now)) from exc
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            with session.begin_nested():
+                session.add(appointment)
+                session.flush()
+            break
+        except IntegrityError as exc:
+            if not _is_overlap(exc):
+                raise
+            raise SlotTaken("That time was just taken.", alternatives=_alternatives(
+                session, calendar, request.service_id, start, request.timezone, now)) from exc
+        except OperationalError as exc:
+            # Concurrent conflicting inserts can deadlock inside the exclusion check; Postgres aborts one of
+            # them. Retrying settles it: the slot is ours, or the winner's row now refuses us as taken.
+            if getattr(exc.orig, "sqlstate", None) != DEADLOCK or attempt == DEADLOCK_RETRIES:
+                raise
+            if appointment in session:  # rolling back the savepoint normally expunges it already
+                session.expunge(appointment)
+            appointment = make_transient_copy(appointment)
     schedule_reminder(session=session, appointment=appointment, now=now)
     return appointment
+
+
+def make_transient_copy(appointment: Appointment) -> Appointment:
+    """A fresh, unsaved appointment with the same field values (for a retried insert)."""
+    columns = {c.key: getattr(appointment, c.key) for c in Appointment.__mapper__.column_attrs
+               if c.key not in ("created_at", "updated_at")}
+    return Appointment(**columns)
 
 
 def schedule_reminder(*, session: Session, appointment: Appointment, now: datetime,
