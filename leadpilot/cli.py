@@ -127,9 +127,12 @@ def run(
     worker: Annotated[bool, typer.Option(help="Also run a Celery worker and beat.")] = True,
 ) -> None:
     """Everything on the embedded defaults: infra, migrations, demo agency, API and worker."""
+    from sqlalchemy import select
+
     from leadpilot.infra import ensure_infra
     from models.db import owner_session
     from models.migrate import upgrade
+    from models.tenancy import Role, User
     from services.demo_agency import DEMO_PASSWORD, demo_exists, seed_demo
 
     settings = get_settings()
@@ -158,12 +161,7 @@ def run(
     console.rule(f"LeadPilot is running ({time.perf_counter() - started:.1f}s)")
     console.print(f"API        {base}\nDocs       {base}/docs\nReadiness  {base}/readyz")
     console.print(f"Postgres   {urls.database_url}\nRedis      {urls.redis_url}")
-    from models.db import owner_session as _owner
-    from models.tenancy import Role, User
-
-    with _owner() as session:
-        from sqlalchemy import select
-
+    with owner_session() as session:
         rows = session.execute(select(User.email, Role.name).join(Role, Role.id == User.role_id)
                                .order_by(Role.name, User.email)).all()
     _print_logins([(email, DEMO_PASSWORD, role) for email, role in rows])

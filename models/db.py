@@ -44,9 +44,13 @@ class TenantScope:
         }
 
 
+def _scope_statement(scope: TenantScope) -> Any:
+    return select(*(func.set_config(k, v, True) for k, v in scope.settings().items()))
+
+
 def apply_scope(session: Session, scope: TenantScope) -> None:
     """Put `scope` on the session's current transaction (transaction-local, like SET LOCAL)."""
-    session.execute(select(*(func.set_config(k, v, True) for k, v in scope.settings().items())))
+    session.execute(_scope_statement(scope))
 
 
 def owner_url() -> str:
@@ -82,7 +86,7 @@ def get_app_engine() -> Engine:
 def _bind_scope_on_begin(session: Session, transaction: Any, connection: Any) -> None:
     scope = session.info.get(TENANT_KEY)
     if scope is not None and transaction.parent is None:
-        connection.execute(select(*(func.set_config(k, v, True) for k, v in scope.settings().items())))
+        connection.execute(_scope_statement(scope))
 
 
 event.listen(Session, "after_begin", _bind_scope_on_begin)
