@@ -27,13 +27,16 @@ def _tz(ctx: AgentContext, session: Any) -> str:
     return "UTC"
 
 
-class ReportMetricArgs(BaseModel):
-    metric: Literal[reporting.METRICS] = Field(  # type: ignore[valid-type]
-        description="show_rate, close_rate, revenue, refunds, ad_spend, roi, cost_per_booked_call, "
-                    "cost_per_acquisition or booked_calls")
+class OutcomesArgs(BaseModel):
     period: PeriodName = Field(default="month", description="Calendar period to report on")
     anchor: date | None = Field(default=None, description="Any day inside the period; default today. For 'last "
                                                           "month' give a day of last month")
+
+
+class ReportMetricArgs(OutcomesArgs):
+    metric: Literal[reporting.METRICS] = Field(  # type: ignore[valid-type]
+        description="show_rate, close_rate, revenue, refunds, ad_spend, roi, cost_per_booked_call, "
+                    "cost_per_acquisition or booked_calls")
 
 
 @tool(args_schema=ReportMetricArgs)
@@ -54,10 +57,8 @@ def report_metric(metric: str, period: PeriodName = "month", anchor: date | None
                 "trend": figure.trend if figure else None}
 
 
-class CompareCampaignsArgs(BaseModel):
+class CompareCampaignsArgs(OutcomesArgs):
     metric: Literal[reporting.METRICS] = Field(description="Metric to rank campaigns by")  # type: ignore[valid-type]
-    period: PeriodName = Field(default="month", description="Calendar period")
-    anchor: date | None = Field(default=None, description="Any day inside the period; default today")
 
 
 @tool(args_schema=CompareCampaignsArgs)
@@ -77,11 +78,6 @@ def compare_campaigns(metric: str, period: PeriodName = "month", anchor: date | 
         rows.sort(key=lambda r: (r["value"] is None, -(r["value"] or Decimal(0))))
         return {"metric": metric, "formula": reporting.FORMULAS[metric], "timezone": tz,
                 "period": {"start": report.start, "end": report.end}, "campaigns": rows}
-
-
-class OutcomesArgs(BaseModel):
-    period: PeriodName = Field(default="month", description="Calendar period")
-    anchor: date | None = Field(default=None, description="Any day inside the period; default today")
 
 
 @tool(args_schema=OutcomesArgs)
