@@ -29,7 +29,7 @@ from models.tenancy import Agency, Permission, Role, RolePermission
 
 DEMO_SLUG = "digital-marketing-co"
 DEMO_PASSWORD = "demo1234"
-FAQ_FILE = Path(__file__).parent / "demo_data" / "faq.yaml"
+FAQ_FILE = Path(__file__).parent / "demo_data" / "knowledge.yaml"
 CENT = Decimal("0.01")
 
 PERMISSIONS = {
