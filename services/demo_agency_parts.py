@@ -21,6 +21,7 @@ from models.pipelines import (
     PipelineStage,
 )
 from models.tenancy import Role, SubAccount, User, UserAgencyMembership, UserSubAccountMembership
+from services import reporting
 from services.demo_agency import CENT, Business, _Ctx, local_dt
 
 Users = dict[str, tuple[uuid.UUID, str]]  # email -> (id, role name)
@@ -856,9 +857,7 @@ def _metrics(
         was_show, _ = rates(window(prev_start, start, cid))
         if now_show is None:
             continue
-        trend = (
-            None if was_show is None else "up" if now_show > was_show else "down" if now_show < was_show else "stable"
-        )
+        trend = reporting.trend(now_show, was_show)  # the service's rule (stable within 1%), not a second one
         rows.append(
             {
                 "id": ctx.uid(),
