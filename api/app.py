@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from api import health
 from api.problems import install_problem_handlers
-from api.routers import webhooks
+from api.routers import calendars, crm, payments, pipelines, reporting, webhooks
 from leadpilot.logs import configure_logging
 from leadpilot.settings import get_settings
 
@@ -20,7 +20,15 @@ log = logging.getLogger("leadpilot.api")
 DESCRIPTION = """LeadPilot: an AI-agent-centric agency CRM.
 
 Every error is an RFC 9457 problem-details body (`application/problem+json`) with `type`, `title`,
-`status`, `detail` and, where useful, `errors` (validation) or `constraint` (conflicts)."""
+`status`, `detail` and, where useful, `errors` (validation) or `constraint` (conflicts).
+
+**Authentication**: `Authorization: Bearer lp_<prefix>_<secret>`, an API key created with
+`leadpilot api-key create --email <user>` (the token is shown once). A key acts as its user: agency members
+reach every sub-account of the agency with their agency role, client users only the sub-accounts they belong
+to, with that membership's role; a key can also be pinned to one sub-account. Routes under
+`/v1/sub-accounts/{sub_account_id}` run inside that sub-account only (row-level security in the database).
+A missing or bad key is 401; a sub-account out of reach is 404; a missing permission is 403 with the
+`permission` it needed."""
 
 
 def create_app() -> FastAPI:
@@ -31,6 +39,8 @@ def create_app() -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    for module in (crm, calendars, pipelines, payments, reporting):
+        app.include_router(module.router)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -21,6 +21,8 @@ infra_app = typer.Typer(help="Embedded PostgreSQL + pgvector and Redis.", no_arg
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(infra_app, name="infra")
 app.add_typer(db_app, name="db")
+key_app = typer.Typer(help="REST API keys.", no_args_is_help=True)
+app.add_typer(key_app, name="api-key")
 console = Console()
 
 
@@ -121,6 +123,39 @@ def worker(concurrency: int = 2) -> None:
     celery_app.worker_main(["worker", "-Q", ",".join(QUEUES), "-c", str(concurrency), "-l", "INFO"])
 
 
+def _issue_key(email: str, name: str, sub_account: str | None) -> str:
+    from sqlalchemy import func, select
+
+    from models.db import TenantScope, owner_session, tenant_session
+    from models.tenancy import SubAccount, User
+    from services.access import issue_api_key
+
+    with owner_session() as session:
+        user = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+        if user is None:
+            raise typer.BadParameter(f"no user {email}", param_hint="--email")
+        sub_id = None
+        if sub_account:
+            sub_id = session.scalar(select(SubAccount.id).where(SubAccount.agency_id == user.agency_id,
+                                                                SubAccount.slug == sub_account))
+            if sub_id is None:
+                raise typer.BadParameter(f"no sub-account {sub_account}", param_hint="--sub-account")
+    # issued inside the user's own agency, so the audit trail records it there
+    with tenant_session(TenantScope(agency_id=user.agency_id, user_id=user.id)) as session:
+        _, token = issue_api_key(session=session, user_id=user.id, name=name, sub_account_id=sub_id)
+    return token
+
+
+@key_app.command("create")
+def api_key_create(
+    email: Annotated[str, typer.Option(help="The user the key acts as.")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "cli",
+    sub_account: Annotated[str | None, typer.Option(help="Pin the key to this sub-account slug.")] = None,
+) -> None:
+    """Create an API key and print its token (shown once)."""
+    console.print(_issue_key(email, name, sub_account))
+
+
 @app.command("run")
 def run(
     port: Annotated[int | None, typer.Option(help="API port.")] = None,
@@ -165,6 +200,9 @@ def run(
         rows = session.execute(select(User.email, Role.name).join(Role, Role.id == User.role_id)
                                .order_by(Role.name, User.email)).all()
     _print_logins([(email, DEMO_PASSWORD, role) for email, role in rows])
+    token = _issue_key("admin@digitalmarketing.com", "quick start", None)
+    console.print(f"API key    {token}  (agency admin; try: curl -H 'Authorization: Bearer {token}' "
+                  f"{base}/v1/agency/reports)")
     console.print("Ctrl-C stops the API and worker; `leadpilot infra down` stops Postgres and Redis.")
     _supervise(procs)
 

@@ -4,7 +4,7 @@ report templates and their junctions. Its `clients` are sub-accounts, so `client
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -18,6 +18,7 @@ from models.base import (
     Timestamps,
     UUIDPrimaryKey,
     choice,
+    counter,
     fk,
     flag,
     jsonb_list,
@@ -244,3 +245,27 @@ class TemplateFinancial(Base):
         ForeignKey("financial_records.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     agency_id: Mapped[uuid.UUID] = fk("agencies.id", ondelete="CASCADE")
+
+
+class ReportDailyRollup(SubAccountOwned, Base):
+    """Per (sub-account, campaign, local day) sums of sales_calls and paid financial_records, kept exact by
+    triggers on both tables (and rebuilt for a sub-account whose timezone changes). Days are calendar days in
+    the sub-account's timezone; reporting reads whole past days from here and the rest from the raw tables."""
+
+    __tablename__ = "report_daily_rollups"
+    __table_args__ = (
+        Index("uq_report_daily_rollups_key", "sub_account_id", "campaign_id", "day", unique=True,
+              postgresql_nulls_not_distinct=True),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    sub_account_id: Mapped[uuid.UUID] = fk("sub_accounts.id", ondelete="CASCADE", index=False)
+    # no foreign key: a deleted campaign's calls move to "no campaign" through the triggers, leaving zeros here
+    campaign_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    day: Mapped[date] = mapped_column(nullable=False)
+    booked: Mapped[int] = counter()
+    showed: Mapped[int] = counter()
+    closed: Mapped[int] = counter()
+    revenue: Mapped[Decimal] = mapped_column(nullable=False, server_default=text("0"))
+    refunds: Mapped[Decimal] = mapped_column(nullable=False, server_default=text("0"))
+    ad_spend: Mapped[Decimal] = mapped_column(nullable=False, server_default=text("0"))

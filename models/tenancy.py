@@ -194,3 +194,26 @@ class DocumentSequence(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     year: Mapped[int] = mapped_column(primary_key=True)
     last_value: Mapped[int] = mapped_column(nullable=False, server_default=text("0"))
+
+
+class ApiKey(UUIDPrimaryKey, Timestamps, Base):
+    """A bearer key for the REST API: acts as its user, with that user's roles, optionally pinned to one
+    sub-account. Only a SHA-256 digest of the secret is stored; the token is shown once at creation."""
+
+    __tablename__ = "api_keys"
+    __tenancy__: ClassVar[str | None] = "agency_sub_account"
+    __audited__: ClassVar[bool] = True
+    __table_args__ = (ForeignKeyConstraint(
+        ["agency_id", "sub_account_id"], ["sub_accounts.agency_id", "sub_accounts.id"],
+        ondelete="CASCADE", name="fk_api_keys_agency_sub_account"),)
+
+    agency_id: Mapped[uuid.UUID] = fk("agencies.id", ondelete="CASCADE")
+    user_id: Mapped[uuid.UUID] = fk("users.id", ondelete="CASCADE")
+    sub_account_id: Mapped[uuid.UUID | None] = fk("sub_accounts.id", ondelete="CASCADE", nullable=True)
+    name: Mapped[str] = short(100, nullable=False)
+    # public half of the token (lp_<prefix>_<secret>): finds the row without scanning digests
+    prefix: Mapped[str] = short(16, nullable=False, unique=True)
+    secret_sha256: Mapped[str] = short(64, nullable=False)
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

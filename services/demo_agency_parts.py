@@ -20,7 +20,7 @@ from models.pipelines import (
     Pipeline,
     PipelineStage,
 )
-from models.tenancy import Role, SubAccount, User, UserAgencyMembership, UserSubAccountMembership
+from models.tenancy import ApiKey, Role, SubAccount, User, UserAgencyMembership, UserSubAccountMembership
 from services import reporting
 from services.demo_agency import CENT, Business, _Ctx, local_dt
 
@@ -164,6 +164,13 @@ def seed_business(
             for e in staff
         ],
     )
+    # an integration key of the business (its token was shown once, to the manager, and is not known here)
+    ctx.add(ApiKey, [{
+        "id": ctx.uid(), "agency_id": agency_id, "user_id": users[biz.manager][0], "sub_account_id": sub_id,
+        "name": "Website booking form", "prefix": f"{ctx.rng.getrandbits(48):012x}",
+        "secret_sha256": f"{ctx.rng.getrandbits(256):064x}", "created_at": ctx.ago(200),
+        "last_used_at": ctx.ago(ctx.rng.uniform(0, 2)),
+    }])
     staff_ids = [users[e][0] for e in staff]
     campaigns, integrations = _campaigns(ctx, agency_id, sub_id, biz)
     contacts = _contacts(ctx, agency_id, sub_id, biz, staff_ids, campaigns)

@@ -43,3 +43,10 @@ class Forbidden(DomainError):
 
     status = 403
     title = "Forbidden"
+
+
+class Unauthorized(DomainError):
+    """No valid credentials: the caller is not known at all."""
+
+    status = 401
+    title = "Unauthorized"

@@ -7,13 +7,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from models.crm import Contact
-from models.pipelines import CustomStage, Opportunity, OpportunityStageHistory, Pipeline, PipelineStage
+from models.pipelines import (
+    CustomStage,
+    Opportunity,
+    OpportunityCustomField,
+    OpportunityStageHistory,
+    Pipeline,
+    PipelineStage,
+)
 from models.tenancy import SubAccount
+from services.crm import validate_custom_fields
 from services.errors import Conflict, InvalidInput, NotFound
 
 HUNDRED = Decimal(100)
@@ -53,8 +62,9 @@ def _status_of(stage: PipelineStage) -> str:
 def create_opportunity(*, session: Session, pipeline_id: uuid.UUID, contact_id: uuid.UUID, name: str,
                        monetary_value: Decimal = Decimal(0), stage_id: uuid.UUID | None = None,
                        assigned_user_id: uuid.UUID | None = None, source: str | None = None,
-                       now: datetime | None = None) -> Opportunity:
-    """Open a deal in `stage_id` (default: the first stage) and record its entry in the history."""
+                       custom_fields: dict[str, Any] | None = None, now: datetime | None = None) -> Opportunity:
+    """Open a deal in `stage_id` (default: the first stage) and record its entry in the history; custom-field
+    values are checked against the sub-account's opportunity field definitions (required ones included)."""
     now = now or datetime.now(UTC)
     pipeline = session.get(Pipeline, pipeline_id)
     contact = session.get(Contact, contact_id)
@@ -73,11 +83,29 @@ def create_opportunity(*, session: Session, pipeline_id: uuid.UUID, contact_id: 
         name=name, monetary_value=monetary_value.quantize(Decimal("0.01")), assigned_user_id=assigned_user_id,
         source=source or contact.lead_source, campaign_id=contact.campaign_id, status=_status_of(stage),
         stage_entered_at=now, closed_at=now if stage.is_won or stage.is_lost else None,
+        custom_fields=validate_custom_fields(session=session, sub_account_id=pipeline.sub_account_id,
+                                             values=custom_fields or {}, definitions_of=OpportunityCustomField,
+                                             require_all=True),
     )
     session.add(opportunity)
     session.flush()
     session.add(OpportunityStageHistory(sub_account_id=opportunity.sub_account_id, opportunity_id=opportunity.id,
                                         to_stage_id=stage.id, changed_at=now))
+    session.flush()
+    return opportunity
+
+
+def update_opportunity_fields(*, session: Session, opportunity_id: uuid.UUID, values: dict[str, Any]
+                              ) -> Opportunity:
+    """Set custom-field values of a deal (validated; None clears one; a required one cannot be cleared)."""
+    opportunity = session.get(Opportunity, opportunity_id)
+    if opportunity is None or opportunity.deleted_at is not None:
+        raise NotFound("No such opportunity.")
+    merged = {**opportunity.custom_fields, **values}
+    clean = validate_custom_fields(session=session, sub_account_id=opportunity.sub_account_id,
+                                   values={k: v for k, v in merged.items() if v is not None},
+                                   definitions_of=OpportunityCustomField, require_all=True)
+    opportunity.custom_fields = clean
     session.flush()
     return opportunity
 

@@ -26,8 +26,16 @@ def pytest_configure(config: pytest.Config) -> None:
     from leadpilot.infra import start_embedded_postgres, start_embedded_redis
 
     server_url = os.environ.get("TEST_DATABASE_SERVER_URL") or start_embedded_postgres(TEST_STATE / "pg")
-    if "REDIS_URL" not in os.environ:
-        os.environ["REDIS_URL"] = start_embedded_redis(TEST_STATE / "redis")
+    if "REDIS_URL" not in os.environ or "LP_TEST_REDIS_BASE" in os.environ:
+        # one Redis database per xdist worker (workers inherit the controller's environment): a Celery worker
+        # started by one test process must never take tasks queued by another, which has its own Postgres
+        base = os.environ.get("LP_TEST_REDIS_BASE") or start_embedded_redis(TEST_STATE / "redis").rsplit("/", 1)[0]
+        os.environ["LP_TEST_REDIS_BASE"] = base
+        os.environ["REDIS_URL"] = f"{base}/{int(os.environ.get('PYTEST_XDIST_WORKER', 'gw-1')[2:]) + 1}"
+        import redis
+
+        # tasks a stopped worker handed back (acks_late) belong to an earlier run's databases
+        redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
     if not os.environ.get("TEST_DATABASE_SERVER_URL"):
         _tune_for_tests(server_url)
     template = dbutil.ensure_template(server_url, TEST_STATE)

@@ -1,0 +1,119 @@
+"""Availability, booking (race-safe), the appointment lifecycle, round robin and iCalendar sync."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import AwareDatetime, BaseModel, Field
+
+from api.deps import Tenant, sub_account
+from api.schemas import row
+from services import availability, calendar_sync, calendars
+
+router = APIRouter(prefix="/v1/sub-accounts/{sub_account_id}", tags=["Calendars"])
+Read = Annotated[Tenant, Depends(sub_account("calendars.read"))]
+Write = Annotated[Tenant, Depends(sub_account("calendars.write"))]
+
+
+class BookIn(BaseModel):
+    calendar_id: uuid.UUID
+    contact_id: uuid.UUID
+    start: AwareDatetime = Field(description="An offered slot start, with its UTC offset.")
+    service_id: uuid.UUID | None = None
+    title: str | None = Field(None, max_length=255)
+    timezone: str | None = Field(None, description="The lead's IANA timezone, for confirmations.")
+    notes: str | None = None
+    idempotency_key: str | None = Field(None, max_length=255, description="A retry with the same key books once.")
+
+
+class TeamBookIn(BookIn):
+    calendar_id: uuid.UUID | None = None  # type: ignore[assignment]  # chosen by the round robin
+
+
+class RescheduleIn(BaseModel):
+    new_start: AwareDatetime
+    timezone: str | None = None
+
+
+class StatusIn(BaseModel):
+    status: Literal["confirmed", "cancelled", "completed", "no_show"]
+    reason: str | None = None
+
+
+def _appointment(a: Any) -> dict[str, Any]:
+    return row(a)
+
+
+def _request(t: Tenant, body: BookIn, calendar_id: uuid.UUID) -> calendars.BookingRequest:
+    return calendars.BookingRequest(calendar_id=calendar_id, contact_id=body.contact_id, start=body.start,
+                                    service_id=body.service_id, title=body.title, timezone=body.timezone,
+                                    source="api", notes=body.notes, idempotency_key=body.idempotency_key)
+
+
+@router.get("/calendars/{calendar_id}/slots", summary="Free slots")
+def slots(t: Read, calendar_id: uuid.UUID, start: date, end: date, service_id: uuid.UUID | None = None,
+          timezone: Annotated[str | None, Query(description="Show slots in this IANA timezone")] = None
+          ) -> dict[str, Any]:
+    """Free slots between two calendar-local dates (inclusive, at most 92 days): weekly rules, date overrides,
+    duration, buffers, interval, minimum notice, booking window and daily cap, minus live appointments."""
+    with t.session() as s:
+        found = availability.available_slots(session=s, calendar_id=calendar_id, start=start, end=end,
+                                             service_id=service_id, timezone=timezone)
+        return {"slots": [{"start": x.local_start.isoformat(), "end": x.end.astimezone(x.display_tz).isoformat()}
+                          for x in found]}
+
+
+@router.post("/appointments", status_code=201, summary="Book an appointment")
+def book(t: Write, body: BookIn) -> dict[str, Any]:
+    """Only an offered slot can be booked. When another booking wins the slot first, the answer is 409 with
+    `alternatives`: the nearest free starts."""
+    with t.session() as s:
+        return _appointment(calendars.book_appointment(session=s, request=_request(t, body, body.calendar_id)))
+
+
+@router.post("/teams/{team_key}/appointments", status_code=201, summary="Book with a team (round robin)")
+def book_team(t: Write, team_key: str, body: TeamBookIn) -> dict[str, Any]:
+    """The free member with the fewest bookings that week gets it."""
+    with t.session() as s:
+        request = _request(t, body, uuid.UUID(int=0))
+        return _appointment(calendars.book_round_robin(session=s, team_key=team_key, request=request))
+
+
+@router.get("/appointments/{appointment_id}", summary="Get an appointment")
+def get_appointment(t: Read, appointment_id: uuid.UUID) -> dict[str, Any]:
+    with t.session() as s:
+        return _appointment(calendars.get_appointment_or_raise(session=s, appointment_id=appointment_id))
+
+
+@router.post("/appointments/{appointment_id}/reschedule", status_code=201, summary="Reschedule")
+def reschedule(t: Write, appointment_id: uuid.UUID, body: RescheduleIn) -> dict[str, Any]:
+    """The old appointment becomes `rescheduled`; the new one is returned."""
+    with t.session() as s:
+        return _appointment(calendars.reschedule_appointment(session=s, appointment_id=appointment_id,
+                                                             new_start=body.new_start, timezone=body.timezone))
+
+
+@router.post("/appointments/{appointment_id}/status", summary="Confirm, cancel, complete or mark no-show")
+def set_status(t: Write, appointment_id: uuid.UUID, body: StatusIn) -> dict[str, Any]:
+    with t.session() as s:
+        return _appointment(calendars.set_status(session=s, appointment_id=appointment_id, status=body.status,
+                                                 reason=body.reason))
+
+
+@router.get("/calendars/{calendar_id}/export.ics", summary="Export as iCalendar",
+            response_class=Response, responses={200: {"content": {"text/calendar": {}}}})
+def export(t: Read, calendar_id: uuid.UUID, since: datetime | None = None) -> Response:
+    with t.session() as s:
+        body = calendar_sync.export_ics(session=s, calendar_id=calendar_id, since=since)
+    return Response(body, media_type="text/calendar")
+
+
+@router.post("/calendars/{calendar_id}/busy", summary="Import busy times from an .ics file")
+def import_busy(t: Write, calendar_id: uuid.UUID,
+                ics: Annotated[bytes, Body(media_type="text/calendar")]) -> dict[str, Any]:
+    """Each busy event closes that time on the calendar (re-importing the same events changes nothing)."""
+    with t.session() as s:
+        return {"imported": calendar_sync.import_busy_ics(session=s, calendar_id=calendar_id, ics=ics)}
