@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
+    # another address for Stripe's API (a local stripe-mock, or the tests' protocol-speaking server)
+    stripe_api_base: str | None = None
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_username: str | None = None

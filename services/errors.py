@@ -50,3 +50,10 @@ class Unauthorized(DomainError):
 
     status = 401
     title = "Unauthorized"
+
+
+class ProviderError(DomainError):
+    """An outside provider (Stripe, Twilio, SMTP) refused or failed the call; nothing was recorded here."""
+
+    status = 502
+    title = "Provider error"

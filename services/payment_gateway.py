@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from leadpilot.settings import Settings, get_settings
 from models.payments import Invoice
 from models.sandbox import SandboxDelivery
+from services.errors import ProviderError
 
 
 def cents(amount: Decimal) -> int:
@@ -78,36 +79,44 @@ class StripeGateway:
 
     name = "stripe"
 
-    def __init__(self, api_key: str, public_base_url: str) -> None:
+    def __init__(self, api_key: str, public_base_url: str, api_base: str | None = None) -> None:
         import stripe
 
-        self.client = stripe.StripeClient(api_key)
+        # retries are the SDK's (with the same idempotency key); a network error surfaces after them
+        self.client = stripe.StripeClient(api_key, base_addresses={"api": api_base} if api_base else None,
+                                          max_network_retries=2)
         self.base = public_base_url.rstrip("/")
+
+    def _call(self, operation: Any, params: dict[str, Any], idempotency_key: str) -> Any:
+        import stripe
+
+        try:
+            return operation(params=params, options={"idempotency_key": idempotency_key})
+        except stripe.StripeError as exc:
+            raise ProviderError(f"Stripe refused the request: {exc.user_message or exc}",
+                                provider="stripe", code=getattr(exc, "code", None)) from exc
 
     def create_payment_link(self, *, session: Session, invoice: Invoice, idempotency_key: str) -> str:
         """A Checkout Session for the balance due, tagged with the invoice for the webhook."""
         metadata = {"sub_account_id": str(invoice.sub_account_id), "invoice_id": str(invoice.id)}
-        checkout = self.client.v1.checkout.sessions.create(
-            params={
-                "mode": "payment",
-                "line_items": [{"quantity": 1, "price_data": {
-                    "currency": invoice.currency.lower(),
-                    "unit_amount": cents(invoice.total_amount - invoice.amount_paid),
-                    "product_data": {"name": f"Invoice {invoice.invoice_number}"}}}],
-                "metadata": metadata,
-                "payment_intent_data": {"metadata": metadata},
-                "success_url": f"{self.base}/pay/{invoice.id}/thanks",
-                "cancel_url": f"{self.base}/pay/{invoice.id}",
-            },
-            options={"idempotency_key": idempotency_key},
-        )
+        checkout = self._call(self.client.v1.checkout.sessions.create, {
+            "mode": "payment",
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": invoice.currency.lower(),
+                "unit_amount": cents(invoice.total_amount - invoice.amount_paid),
+                "product_data": {"name": f"Invoice {invoice.invoice_number}"}}}],
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "success_url": f"{self.base}/pay/{invoice.id}/thanks",
+            "cancel_url": f"{self.base}/pay/{invoice.id}",
+        }, idempotency_key)
         return str(checkout.url)
 
     def refund(self, *, session: Session, sub_account_id: uuid.UUID, payment_ref: str, amount: Decimal,
                idempotency_key: str) -> str:
         """Refund against the PaymentIntent."""
-        refund = self.client.v1.refunds.create(params={"payment_intent": payment_ref, "amount": cents(amount)},
-                                               options={"idempotency_key": idempotency_key})
+        refund = self._call(self.client.v1.refunds.create, {"payment_intent": payment_ref, "amount": cents(amount)},
+                            idempotency_key)
         return str(refund.id)
 
 
@@ -115,5 +124,5 @@ def gateway_for(settings: Settings | None = None) -> PaymentGateway:
     """Stripe when STRIPE_API_KEY is set, else the sandbox."""
     settings = settings or get_settings()
     if settings.stripe_api_key:
-        return StripeGateway(settings.stripe_api_key, settings.public_base_url)
+        return StripeGateway(settings.stripe_api_key, settings.public_base_url, settings.stripe_api_base)
     return SandboxGateway(settings.public_base_url)

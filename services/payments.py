@@ -164,9 +164,9 @@ def record_payment(*, session: Session, invoice_id: uuid.UUID, amount: Decimal, 
     return payment
 
 
-def refund(*, session: Session, transaction_id: uuid.UUID, amount: Decimal | None = None,
-           gateway_transaction_id: str | None = None, now: datetime | None = None) -> Transaction:
-    """Refund all or part of a payment; refunds of one payment never exceed it."""
+def _refundable(session: Session, transaction_id: uuid.UUID, amount: Decimal | None
+                ) -> tuple[Transaction, Decimal, Decimal]:
+    """The payment (locked), what is already refunded of it, and the amount to refund now (checked)."""
     payment = session.get(Transaction, transaction_id, with_for_update=True)
     if payment is None or payment.transaction_type != "payment" or payment.status != "succeeded":
         raise NotFound("No such successful payment.")
@@ -177,6 +177,13 @@ def refund(*, session: Session, transaction_id: uuid.UUID, amount: Decimal | Non
     if amount <= 0 or refunded + amount > payment.amount:
         raise InvalidInput(f"At most {payment.amount - refunded} of this payment can still be refunded.",
                            field="amount")
+    return payment, refunded, amount
+
+
+def refund(*, session: Session, transaction_id: uuid.UUID, amount: Decimal | None = None,
+           gateway_transaction_id: str | None = None, now: datetime | None = None) -> Transaction:
+    """Refund all or part of a payment; refunds of one payment never exceed it."""
+    payment, refunded, amount = _refundable(session, transaction_id, amount)
     result = Transaction(sub_account_id=payment.sub_account_id, contact_id=payment.contact_id,
                          invoice_id=payment.invoice_id, subscription_id=payment.subscription_id,
                          transaction_type="refund", amount=amount, currency=payment.currency, status="succeeded",
@@ -187,6 +194,21 @@ def refund(*, session: Session, transaction_id: uuid.UUID, amount: Decimal | Non
         payment.status = "refunded"
     session.flush()
     return result
+
+
+def refund_through_gateway(*, session: Session, transaction_id: uuid.UUID, gateway: PaymentGateway,
+                           amount: Decimal | None = None, now: datetime | None = None) -> Transaction:
+    """Refund a payment at its provider, then record it. The provider call carries a key derived from the
+    payment and how much of it is already refunded, so a retried request refunds once; the later
+    charge.refunded webhook finds the refund already recorded and adds nothing."""
+    payment, refunded, amount = _refundable(session, transaction_id, amount)
+    if not payment.gateway_transaction_id:
+        raise Conflict("This payment was not taken through a gateway; record the refund instead.")
+    refund_id = gateway.refund(session=session, sub_account_id=payment.sub_account_id,
+                               payment_ref=payment.gateway_transaction_id, amount=amount,
+                               idempotency_key=f"refund:{payment.id}:{refunded}:{amount}")
+    return refund(session=session, transaction_id=transaction_id, amount=amount, gateway_transaction_id=refund_id,
+                  now=now)
 
 
 def _period_after(price: Price, anchor: datetime, periods: int) -> datetime:

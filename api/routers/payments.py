@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from api.deps import Tenant, sub_account
 from api.schemas import row
-from models.payments import Invoice, InvoiceLineItem, Price, Product, Subscription
+from models.payments import Invoice, InvoiceLineItem, Price, Product, Subscription, Transaction
 from services import payments
 from services.errors import NotFound
 from services.payment_gateway import gateway_for
@@ -68,6 +68,10 @@ class InvoiceIn(BaseModel):
     issue_date: date | None = None
     due_in_days: int = Field(14, ge=0, le=365)
     notes: str | None = None
+
+
+class RefundIn(BaseModel):
+    amount: Money | None = Field(None, description="Default: everything not yet refunded.")
 
 
 class SubscribeIn(BaseModel):
@@ -130,6 +134,21 @@ def payment_link(t: Write, invoice_id: uuid.UUID) -> dict[str, Any]:
     with t.session() as s:
         invoice = payments.send_payment_link(session=s, invoice_id=invoice_id, gateway=gateway_for())
         return {"invoice_id": str(invoice.id), "url": invoice.payment_link_url}
+
+
+@router.post("/transactions/{transaction_id}/refund", status_code=201, summary="Refund a payment")
+def refund(t: Write, transaction_id: uuid.UUID, body: RefundIn) -> dict[str, Any]:
+    """Through the configured gateway when the payment came through it (Stripe, or the sandbox), otherwise
+    recorded as a refund made elsewhere. Refunds of one payment never exceed it (422)."""
+    gateway = gateway_for()
+    with t.session() as s:
+        payment = s.get(Transaction, transaction_id)
+        if payment is not None and payment.gateway == gateway.name and payment.gateway_transaction_id:
+            made = payments.refund_through_gateway(session=s, transaction_id=transaction_id, gateway=gateway,
+                                                   amount=body.amount)
+        else:
+            made = payments.refund(session=s, transaction_id=transaction_id, amount=body.amount)
+        return row(made)
 
 
 @router.post("/subscriptions", status_code=201, summary="Start a subscription")

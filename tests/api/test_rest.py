@@ -248,3 +248,20 @@ def test_reports_carry_formulas_baselines_and_the_docs_publish_them(keys, demo: 
     docs = client.get("/openapi.json").json()
     described = docs["paths"]["/v1/sub-accounts/{sub_account_id}/reports"]["get"]["description"]
     assert "(revenue - refunds - ad spend) / ad spend" in described and "cost_per_acquisition" in described
+
+
+def test_refunds_through_the_sandbox_gateway_never_exceed_the_payment(keys, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    from services import payments
+
+    h, url = keys["admin"], base(demo.a)
+    with tenant_session(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)) as session:
+        contact_id = session.scalar(select(Contact.id).where(Contact.deleted_at.is_(None)).limit(1))
+        invoice = payments.create_invoice(session=session, contact_id=contact_id,
+                                          lines=[payments.Line("Deposit", Decimal(1), Decimal("120.00"))])
+        payment = payments.record_payment(session=session, invoice_id=invoice.id, amount=Decimal("120.00"),
+                                          gateway="sandbox", gateway_transaction_id=f"pi_{uuid.uuid4().hex}")
+    made = client.post(f"{url}/transactions/{payment.id}/refund", headers=h, json={"amount": "20.00"})
+    assert made.status_code == 201, made.text
+    assert made.json()["gateway_transaction_id"].startswith("re_sandbox_")
+    problem(client.post(f"{url}/transactions/{payment.id}/refund", headers=h, json={"amount": "100.01"}), 422)
+    assert client.post(f"{url}/transactions/{payment.id}/refund", headers=h, json={}).json()["amount"] == "100.00"
