@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,6 +24,10 @@ app.add_typer(infra_app, name="infra")
 app.add_typer(db_app, name="db")
 key_app = typer.Typer(help="REST API keys.", no_args_is_help=True)
 app.add_typer(key_app, name="api-key")
+kb_app = typer.Typer(help="Knowledge bases.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+TYPE_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",
+                  ".pdf": "pdf", ".csv": "csv"}
 console = Console()
 
 
@@ -154,6 +159,57 @@ def api_key_create(
 ) -> None:
     """Create an API key and print its token (shown once)."""
     console.print(_issue_key(email, name, sub_account))
+
+
+@kb_app.command("ingest")
+def kb_ingest(
+    path: Annotated[Path, typer.Argument(exists=True, help="A file, or a folder of .md .txt .html .pdf .csv files.")],
+    kb: Annotated[str, typer.Option("--kb", help="Knowledge base name (created when missing).")],
+    sub_account: Annotated[str, typer.Option(help="Sub-account slug.")] = "restaurant-a",
+    agency: Annotated[str, typer.Option(help="Agency slug.")] = "digital-marketing-co",
+) -> None:
+    """Chunk, embed and store documents in a knowledge base, with a progress bar per file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlalchemy import select
+
+    from knowledge import ingest
+    from models.ai import KnowledgeBase
+    from models.db import TenantScope, owner_session, tenant_unit_of_work
+    from models.tenancy import Agency, SubAccount
+
+    with owner_session() as session:
+        found = session.execute(select(Agency.id, SubAccount.id).join(SubAccount, SubAccount.agency_id == Agency.id)
+                                .where(Agency.slug == agency, SubAccount.slug == sub_account)).first()
+    if found is None:
+        raise typer.BadParameter(f"no sub-account {sub_account} in agency {agency}", param_hint="--sub-account")
+    scope = TenantScope(agency_id=found[0], sub_account_id=found[1])
+    files = sorted(p for p in (path.rglob("*") if path.is_dir() else [path]) if p.suffix.lower() in TYPE_BY_SUFFIX)
+    if not files:
+        raise typer.BadParameter("no .md .txt .html .pdf or .csv file there", param_hint="PATH")
+    with tenant_unit_of_work(scope) as session:
+        base = session.scalar(select(KnowledgeBase).where(KnowledgeBase.name == kb, KnowledgeBase.deleted_at.is_(None)))
+        if base is None:
+            base = ingest.create_knowledge_base(session=session, sub_account_id=found[1], name=kb)
+            console.print(f"created knowledge base {kb!r}")
+        session.commit()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            for file in files:
+                source, created = ingest.add_source(session=session, kb_id=base.id, name=file.name,
+                                                    source_type=TYPE_BY_SUFFIX[file.suffix.lower()],
+                                                    data=file.read_bytes())
+                task = progress.add_task(file.name, total=100)
+                if not created:
+                    progress.update(task, completed=100, description=f"{file.name} (unchanged)")
+                    continue
+
+                def tick(source=source, task=task) -> None:  # type: ignore[no-untyped-def]
+                    session.commit()
+                    progress.update(task, completed=float(source.progress) * 100)
+
+                ingest.process_source(session=session, source_id=source.id, commit=tick)
+                session.commit()
+                progress.update(task, completed=100, description=f"{file.name}: {source.chunk_count} chunks")
 
 
 @app.command("run")

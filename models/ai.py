@@ -104,6 +104,8 @@ class KnowledgeSource(Entity, Base):
     progress: Mapped[Decimal] = mapped_column(Numeric(5, 4), nullable=False, server_default=text("0"))
     chunk_count: Mapped[int] = counter()
     error: Mapped[str | None]
+    # the extracted text, kept so a background ingest (and a later re-chunk) needs no upload store
+    content: Mapped[str | None]
     metadata_: Mapped[dict[str, Any]] = jsonb_obj("metadata")
 
 

@@ -108,6 +108,20 @@ def tenant_session(scope: TenantScope, *, bind: Engine | None = None) -> Iterato
 
 
 @contextmanager
+def tenant_unit_of_work(scope: TenantScope) -> Iterator[Session]:
+    """A scoped session for long work that commits as it goes (`session.commit()` after each step): every new
+    transaction is bound to `scope` again; whatever is uncommitted is rolled back on error."""
+    with _app_sessionmaker()() as session:
+        session.info[TENANT_KEY] = scope
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
 def owner_session() -> Iterator[Session]:
     """A session as the owner role, for migrations, seeding and pre-tenant lookups (webhook routing)."""
     with Session(get_owner_engine(), expire_on_commit=False) as session, session.begin():

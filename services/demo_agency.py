@@ -217,6 +217,9 @@ def seed_demo(*, session: Session, seed: int = 42, as_of: date | None = None) ->
             ctx, agency_id, business, users, roles, stages, faq[business.slug]
         )
     parts.seed_agency_reporting(ctx, agency_id, sub_accounts)
+    from knowledge.ingest import embed_missing
+
+    ctx.counts["embedded chunks"] = embed_missing(session=session)  # the local model: deterministic, offline
     logins = [(email, DEMO_PASSWORD, role) for email, (_, role) in users.items()]
     return DemoSummary(agency_id=agency_id, sub_account_ids=sub_accounts, logins=logins, counts=dict(ctx.counts))
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from knowledge.sources import Chunk
 from models.activity import AnalyticsEvent, Webhook, WebhookLog
 from models.ai import AIAgent, AIConversationLog, KnowledgeBase, KnowledgeSource, TrainingData
 from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message, OutboxEvent
@@ -136,7 +137,7 @@ def _ai(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, faq: dict[str, Any]) -> uui
                 "category": e["category"],
                 "tags": e["tags"],
                 "chunk_index": i,
-                "content_hash": content_hash(e["question"], e["answer"]),
+                "content_hash": Chunk(question=e["question"], answer=e["answer"]).hash(),
             }
             for i, e in enumerate(entries)
         ],

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from langchain_core.tools import BaseTool
 
-from tools import calendars, crm, handoff, payments, pipelines, reporting
+from tools import calendars, crm, handoff, knowledge, payments, pipelines, reporting
 
 CAPABILITY_TOOLS: dict[str, list[BaseTool]] = {
-    # answer_faq gains search_knowledge with the knowledge-base issue
-    "answer_faq": [],
+    "answer_faq": [knowledge.search_knowledge],
     "book_appointments": [calendars.list_services, calendars.check_availability, calendars.book_appointment,
                           calendars.reschedule_appointment, calendars.cancel_appointment,
                           calendars.list_appointments],

