@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import func, literal, select, text
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from knowledge.embedders import embedder_for
@@ -76,6 +76,21 @@ def _bases(session: Session, knowledge_base_ids: Sequence[uuid.UUID] | None) -> 
     return bases
 
 
+def nearest(*, session: Session, vector: Sequence[float], limit: int, where: Sequence[Any] = (),
+            iterative: bool = True, ef_search: int = EF_SEARCH) -> list[tuple[uuid.UUID, float]]:
+    """The `limit` approved chunks nearest to `vector` by cosine distance through the HNSW index, among the
+    rows `where` admits (and row-level security lets through). With `iterative`, pgvector 0.8 keeps scanning
+    the graph until `limit` rows pass the filter (relaxed order, re-sorted exactly here); without it, a
+    selective filter can leave fewer than `limit` (the failure the benchmark shows)."""
+    # both transaction-local (SET LOCAL), in one round trip
+    session.execute(select(func.set_config("hnsw.iterative_scan", "relaxed_order" if iterative else "off", True),
+                           func.set_config("hnsw.ef_search", str(int(ef_search)), True)))
+    distance = TrainingData.embedding.cosine_distance(list(vector))
+    rows = session.execute(select(TrainingData.id, distance).where(*where, TrainingData.embedding.is_not(None))
+                           .order_by(distance).limit(limit)).all()
+    return sorted(((row_id, float(dist)) for row_id, dist in rows), key=lambda r: r[1])
+
+
 def search(*, session: Session, sub_account_id: uuid.UUID, query: str,
            knowledge_base_ids: Sequence[uuid.UUID] | None = None, k: int = 5, mode: Mode = "hybrid",
            min_relevance: float | None = None) -> SearchResult:
@@ -102,14 +117,9 @@ def search(*, session: Session, sub_account_id: uuid.UUID, query: str,
     similarities: dict[uuid.UUID, float] = {}
     vector_order: list[uuid.UUID] = []
     if mode in ("hybrid", "vector"):
-        session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        session.execute(text(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}"))
-        rows = session.execute(select(TrainingData.id, distance).where(*scope, TrainingData.embedding.is_not(None))
-                               .order_by(distance).limit(CANDIDATES)).all()
-        # relaxed order may return near-ties slightly out of order: sort the candidates exactly
-        for row_id, dist in sorted(rows, key=lambda r: r[1]):
+        for row_id, dist in nearest(session=session, vector=vector, limit=CANDIDATES, where=scope):
             vector_order.append(row_id)
-            similarities[row_id] = 1.0 - float(dist)
+            similarities[row_id] = 1.0 - dist
     text_ranks: dict[uuid.UUID, float] = {}
     text_order: list[uuid.UUID] = []
     if mode in ("hybrid", "text") and _or_query(query):

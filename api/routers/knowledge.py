@@ -63,9 +63,8 @@ class ReviewIn(BaseModel):
 
 
 def _kb(session: Any, kb: KnowledgeBase) -> dict[str, Any]:
-    counts = dict(session.execute(select(TrainingData.status, func.count()).where(
-        TrainingData.knowledge_base_id == kb.id, TrainingData.deleted_at.is_(None)).group_by(TrainingData.status)
-    ).tuples().all())
+    counts = {status: n for status, n in session.execute(select(TrainingData.status, func.count()).where(
+        TrainingData.knowledge_base_id == kb.id, TrainingData.deleted_at.is_(None)).group_by(TrainingData.status))}
     return row(kb, extra={"chunks": counts.get("approved", 0), "suggestions": counts.get("suggested", 0)})
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from evals.retrieval import evaluate, load_items
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.evals]
 
 
 def test_the_labelled_set_is_big_enough_and_paraphrased() -> None:
