@@ -1,0 +1,144 @@
+"""Running one turn of the lead agent for a stored inbound message: config from the conversation (never from
+the message), the graph on the Postgres checkpointer (thread = conversation), the reply stored once."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langgraph.types import Command
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from models.ai import AIAgent
+from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message
+from models.crm import Contact
+from models.db import TenantScope, tenant_session
+from models.tenancy import SubAccount
+from services.errors import NotFound
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """What a turn produced."""
+
+    decision: str  # answer | ask | handoff | opted_out | skipped | resumed
+    reply: str = ""
+    reply_message_id: uuid.UUID | None = None
+    handoff: dict[str, Any] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def lead_graph() -> Any:
+    """The compiled lead graph on the configured model and the Postgres checkpointer (once per process)."""
+    from agents.checkpoint import checkpointer
+    from agents.lead.graph import build_lead_graph
+    from agents.models import chat_model
+
+    return build_lead_graph(chat_model(), checkpointer())
+
+
+def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid.UUID | None = None,
+               now: datetime | None = None) -> tuple[dict[str, Any], ConversationAIConfig | None]:
+    """The run config of a conversation: tenant, contact, agent and its settings, all read from the database."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or conversation.deleted_at is not None:
+        raise NotFound("No such conversation.")
+    channel = session.get(Channel, conversation.channel_id)
+    contact = session.get(Contact, conversation.contact_id)
+    sub = session.get(SubAccount, conversation.sub_account_id)
+    ai_config = session.scalar(select(ConversationAIConfig).where(
+        ConversationAIConfig.conversation_id == conversation_id))
+    agent = session.get(AIAgent, ai_config.ai_agent_id) if ai_config and ai_config.ai_agent_id else None
+    assert sub is not None and channel is not None
+    handoff_settings = (agent.handoff_settings if agent else {}) or {}
+    configurable = {
+        "thread_id": str(conversation_id), "agency_id": str(sub.agency_id), "sub_account_id": str(sub.id),
+        "contact_id": str(conversation.contact_id), "conversation_id": str(conversation_id),
+        "ai_agent_id": str(agent.id) if agent else None,
+        "capabilities": list(agent.capabilities) if agent else [],
+        "timezone": (contact.timezone if contact else None) or sub.timezone,
+        "channel": channel.channel_type, "business": sub.name, "agent_name": agent.name if agent else None,
+        "persona": (agent.personality or {}).get("persona") if agent else None,
+        "system_prompt": agent.system_prompt if agent else None,
+        "max_tool_loops": agent.max_tool_loops if agent else 6,
+        "handoff_message": (handoff_settings.get("human_requested") or {}).get("message"),
+        "message_id": str(message_id) if message_id else None,
+        "turn_id": str(message_id) if message_id else None,
+        "now": (now or datetime.now(UTC)).isoformat(),
+    }
+    return configurable, ai_config
+
+
+def _store_reply(session: Session, conversation: Conversation, message_id: uuid.UUID, reply: str, mode: str,
+                 decision: str) -> uuid.UUID | None:
+    key = f"ai-reply:{message_id}"
+    session.execute(pg_insert(Message).values(
+        sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
+        channel_id=conversation.channel_id, contact_id=conversation.contact_id, direction="outbound",
+        sender_type="bot", body=reply, status="pending_approval" if mode == "suggestive" else "queued",
+        idempotency_key=key, metadata={"decision": decision, "in_reply_to": str(message_id)},
+    ).on_conflict_do_nothing(index_elements=["idempotency_key"]))
+    return session.scalar(select(Message.id).where(Message.idempotency_key == key))
+
+
+def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id: uuid.UUID,
+             message_id: uuid.UUID, graph: Any = None, now: datetime | None = None) -> TurnResult:
+    """Answer one stored inbound message. Safe to run again for the same message: an existing reply is
+    returned, and a turn that died half-way continues from its last checkpoint instead of starting over."""
+    scope = TenantScope(agency_id=agency_id, sub_account_id=sub_account_id)
+    with tenant_session(scope) as session:
+        done = session.scalar(select(Message).where(Message.idempotency_key == f"ai-reply:{message_id}"))
+        if done is not None:
+            return TurnResult(decision=str(done.metadata_.get("decision", "answer")), reply=done.body,
+                              reply_message_id=done.id)
+        inbound = session.get(Message, message_id)
+        if inbound is None or inbound.conversation_id != conversation_id or inbound.direction != "inbound":
+            raise NotFound("No such inbound message in this conversation.")
+        configurable, ai_config = run_config(session, conversation_id, message_id=message_id, now=now)
+        if ai_config is None or not ai_config.is_active or ai_config.mode == "off":
+            return TurnResult(decision="skipped")
+        mode, body = ai_config.mode, inbound.body
+    graph = graph or lead_graph()
+    config = {"configurable": configurable}
+    pending = graph.get_state(config)
+    last = next((m for m in reversed(pending.values.get("messages", [])) if isinstance(m, HumanMessage)), None)
+    if pending.next and last is not None and last.id == str(message_id) and not pending.interrupts:
+        state = graph.invoke(None, config)  # the same turn died mid-way: continue from its checkpoint
+    else:
+        state = graph.invoke({"messages": [HumanMessage(content=body, id=str(message_id))]}, config)
+    reply, decision = state.get("reply", ""), state.get("decision", "answer")
+    with tenant_session(scope) as session:
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation is not None
+        reply_id = _store_reply(session, conversation, message_id, reply, mode, decision) if reply else None
+        ai_config = session.scalar(select(ConversationAIConfig).where(
+            ConversationAIConfig.conversation_id == conversation_id))
+        if ai_config is not None:
+            ai_config.messages_handled += 1
+    return TurnResult(decision=decision, reply=reply, reply_message_id=reply_id, handoff=state.get("handoff") or {})
+
+
+def return_to_ai(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id: uuid.UUID,
+                 human_messages: list[str], graph: Any = None) -> TurnResult:
+    """Staff hand the conversation back (or the reactivation timer fired): close the handoff, reactivate the
+    AI on the conversation, and resume the waiting graph with what the humans said meanwhile."""
+    scope = TenantScope(agency_id=agency_id, sub_account_id=sub_account_id)
+    with tenant_session(scope) as session:
+        configurable, ai_config = run_config(session, conversation_id)
+        for handoff in session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id,
+                                                             Handoff.resolved_at.is_(None))):
+            handoff.status, handoff.resolved_at = "returned_to_ai", datetime.now(UTC)
+        if ai_config is not None:
+            ai_config.is_active, ai_config.handoff_to_human = True, False
+    graph = graph or lead_graph()
+    config = {"configurable": configurable}
+    if not graph.get_state(config).interrupts:
+        return TurnResult(decision="resumed")
+    state = graph.invoke(Command(resume={"action": "return_to_ai", "human_messages": human_messages}), config)
+    return TurnResult(decision=state.get("decision", "resumed"))

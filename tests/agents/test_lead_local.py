@@ -1,0 +1,111 @@
+"""The lead agent end to end on the offline policy model: real graph, tools, database and checkpointer."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from agents.lead.runner import return_to_ai, run_turn
+from models.ai import AIConversationLog
+from models.calendars import Appointment
+from models.conversations import ConversationAIConfig, Handoff, Message
+from models.crm import Contact
+from models.db import tenant_session
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_faq_is_answered_from_the_knowledge_base_and_logged(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    result = turn("what time do you open on sundays?")
+    assert result.decision == "answer"
+    assert "Sunday 10:00-21:00" in result.reply and len(result.reply) <= 320
+    with tenant_session(lead.scope) as session:
+        reply = session.get(Message, result.reply_message_id)
+        assert (reply.direction, reply.sender_type, reply.status) == ("outbound", "bot", "queued")
+        logs = session.scalars(select(AIConversationLog).where(
+            AIConversationLog.conversation_id == lead.conversation_id).order_by(AIConversationLog.created_at)).all()
+    assert [log.decision for log in logs] == ["tool", "answer"]
+    assert logs[0].tools_called[0]["name"] == "search_knowledge" and logs[1].retrieved_docs
+    assert logs[1].confidence_score > 0.5 and logs[1].total_tokens > 0 and logs[1].latency_ms is not None
+
+
+def test_a_retried_turn_replies_once(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    message_id = lead.says("do you have parking?")
+    first = run_turn(agency_id=lead.demo.agency_id, sub_account_id=lead.demo.a,
+                     conversation_id=lead.conversation_id, message_id=message_id)
+    again = run_turn(agency_id=lead.demo.agency_id, sub_account_id=lead.demo.a,
+                     conversation_id=lead.conversation_id, message_id=message_id)
+    assert again.reply_message_id == first.reply_message_id and again.reply == first.reply
+    with tenant_session(lead.scope) as session:
+        assert session.scalar(select(func.count()).where(Message.conversation_id == lead.conversation_id,
+                                                         Message.direction == "outbound")) == 1
+
+
+def test_booking_offers_real_slots_then_books_the_one_chosen(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    offer = turn("hi, I'd like to book a table")
+    assert offer.decision == "ask" and "I can offer" in offer.reply
+    first = re.search(r"offer (\w{3} \w{3} \d{1,2} at [\d:]+ [AP]M)", offer.reply)
+    assert first, offer.reply
+    booked = turn(f"{first.group(1)} works for us")
+    assert booked.decision == "answer" and booked.reply.startswith("You're booked for " + first.group(1))
+    assert "America/Chicago" in booked.reply
+    with tenant_session(lead.scope) as session:
+        appointment = session.scalars(select(Appointment).where(Appointment.contact_id == lead.contact_id)).one()
+    local = appointment.start_time.astimezone(ZoneInfo("America/Chicago"))
+    assert local.strftime("%a %b %-d at %-I:%M %p").replace(":00 ", " ") == first.group(1)
+    assert appointment.status == "scheduled" and appointment.source == "ai_agent"
+
+    cancelled = turn("something came up, please cancel my reservation")
+    assert cancelled.reply.startswith("Done: your appointment for " + first.group(1))
+    with tenant_session(lead.scope) as session:
+        assert session.get(Appointment, appointment.id).status == "cancelled"
+
+
+def test_unknown_questions_hand_off_pause_the_bot_and_resume(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    result = turn("do you sell car insurance for teenagers?")
+    assert result.decision == "handoff" and result.handoff["reason"] == "lack_of_information"
+    assert result.reply  # the lead is told a person will follow up
+    with tenant_session(lead.scope) as session:
+        handoff = session.scalars(select(Handoff).where(Handoff.conversation_id == lead.conversation_id)).one()
+        config = session.scalars(select(ConversationAIConfig).where(
+            ConversationAIConfig.conversation_id == lead.conversation_id)).one()
+        assert handoff.reason == "lack_of_information" and handoff.resolved_at is None and not config.is_active
+    assert turn("hello??").decision == "skipped"  # a human has it now
+
+    back = return_to_ai(agency_id=lead.demo.agency_id, sub_account_id=lead.demo.a,
+                        conversation_id=lead.conversation_id, human_messages=["We don't sell insurance, sorry!"])
+    assert back.decision == "resumed"
+    from agents.lead.runner import lead_graph, run_config
+
+    with tenant_session(lead.scope) as session:
+        config, ai_config = run_config(session, lead.conversation_id)
+        assert ai_config.is_active
+    state = lead_graph().get_state({"configurable": config}).values
+    assert "We don't sell insurance, sorry!" in state["messages"][-1].content  # the graph knows what was said
+    assert turn("ok, and do you have parking?").decision == "answer"
+
+
+def test_asking_for_a_person_hands_off_at_once(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    result = turn("can I talk to a real person please")
+    assert result.decision == "handoff" and result.handoff["reason"] == "human_requested"
+    assert result.reply == "Connecting you with our team now."  # the agent's configured final message
+
+
+def test_stop_opts_the_lead_out_of_the_channel(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    result = turn("STOP")
+    assert result.decision == "opted_out" and "unsubscribed" in result.reply
+    with tenant_session(lead.scope) as session:
+        contact = session.get(Contact, lead.contact_id)
+        assert contact.dnd_channels.get("sms")
+
+
+def test_now_is_in_the_leads_timezone(lead) -> None:  # type: ignore[no-untyped-def]
+    from agents.local_model import _when
+
+    when, named = _when("Friday at 6pm", {"timezone": "America/Chicago",
+                                          "now": datetime(2026, 11, 25, 15, tzinfo=ZoneInfo("UTC")).isoformat()})
+    assert named and when == datetime(2026, 11, 27, 18, tzinfo=ZoneInfo("America/Chicago"))
