@@ -86,6 +86,23 @@ def ingest_source(source_id: str, agency_id: str, sub_account_id: str) -> int:
         raise
 
 
+@celery_app.task(name="workers.agent_turn")
+def agent_turn(conversation_id: str, message_id: str, agency_id: str, sub_account_id: str) -> dict[str, Any]:
+    """Answer one stored inbound message. Turns of one conversation run one at a time (a Redis lock per
+    conversation). Redelivery is harmless: the reply is stored once, and a turn that died half-way continues
+    from its checkpoint."""
+    import redis
+
+    from agents.lead.runner import run_turn
+    from leadpilot.infra import ensure_infra
+
+    client = redis.Redis.from_url(ensure_infra().redis_url)
+    with client.lock(f"leadpilot:turn:{conversation_id}", timeout=300, blocking_timeout=300):
+        result = run_turn(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id),
+                          conversation_id=uuid.UUID(conversation_id), message_id=uuid.UUID(message_id))
+    return {"decision": result.decision, "reply_message_id": str(result.reply_message_id or "") or None}
+
+
 @celery_app.task(name="workers.reembed_knowledge_base")
 def reembed_knowledge_base(kb_id: str, model: str, agency_id: str, sub_account_id: str) -> int:
     """Re-embed every chunk of a knowledge base with another model (committing as it goes)."""

@@ -109,3 +109,13 @@ def test_now_is_in_the_leads_timezone(lead) -> None:  # type: ignore[no-untyped-
     when, named = _when("Friday at 6pm", {"timezone": "America/Chicago",
                                           "now": datetime(2026, 11, 25, 15, tzinfo=ZoneInfo("UTC")).isoformat()})
     assert named and when == datetime(2026, 11, 27, 18, tzinfo=ZoneInfo("America/Chicago"))
+
+
+def test_the_worker_task_answers_a_stored_message(lead) -> None:  # type: ignore[no-untyped-def]
+    from workers.tasks import agent_turn
+
+    message_id = lead.says("are dogs allowed?")
+    args = [str(lead.conversation_id), str(message_id), str(lead.demo.agency_id), str(lead.demo.a)]
+    first = agent_turn.apply(args=args).get()
+    assert first["decision"] in ("answer", "handoff") and first["reply_message_id"]
+    assert agent_turn.apply(args=args).get() == first  # redelivered: the same reply, not a second one
