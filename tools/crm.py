@@ -8,7 +8,9 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 
+from models.crm import Contact
 from services import crm
 from tools.base import contact_of, failure, guarded
 from tools.context import AgentContext, session_for
@@ -130,3 +132,29 @@ def create_task(title: str, due_at: datetime | None = None, *, config: RunnableC
 
 
 __all__ = ["add_note", "add_tag", "create_task", "get_contact", "search_contacts", "update_contact"]
+
+
+class UnbookedLeadsArgs(BaseModel):
+    source: str | None = Field(default=None, description="Lead source to filter on, e.g. 'Meta', 'Google' "
+                                                         "(matches anywhere in the source, any case)")
+
+
+@tool(args_schema=UnbookedLeadsArgs)
+@guarded("reporting")
+def unbooked_leads(source: str | None = None, *, config: RunnableConfig) -> dict[str, Any]:
+    """How many leads (optionally from one source) have never booked an appointment, with a few of them."""
+    from models.calendars import Appointment
+
+    ctx = AgentContext.from_config(config)
+    with session_for(ctx, config) as session:
+        booked = select(Appointment.contact_id).where(Appointment.deleted_at.is_(None),
+                                                      Appointment.contact_id.is_not(None))
+        where = [Contact.deleted_at.is_(None), Contact.lifecycle_stage == "lead", Contact.id.not_in(booked)]
+        if source:
+            where.append(Contact.lead_source.ilike(f"%{source}%"))
+        total = session.scalar(select(func.count()).select_from(Contact).where(*where)) or 0
+        sample = session.execute(select(Contact.first_name, Contact.last_name, Contact.lead_source).where(*where)
+                                 .order_by(Contact.created_at.desc()).limit(5)).all()
+        return {"source": source, "count": total,
+                "examples": [{"name": f"{first or ''} {last or ''}".strip(), "source": origin}
+                             for first, last, origin in sample]}

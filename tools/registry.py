@@ -17,7 +17,7 @@ CAPABILITY_TOOLS: dict[str, list[BaseTool]] = {
     "take_payments": [payments.list_products, payments.create_invoice, payments.send_payment_link,
                       payments.invoice_status, payments.subscription_status],
     "escalate_to_human": [handoff.request_human_handoff],
-    "reporting": [crm.search_contacts, pipelines.pipeline_summary, reporting.report_metric,
+    "reporting": [crm.search_contacts, crm.unbooked_leads, pipelines.pipeline_summary, reporting.report_metric,
                   reporting.compare_campaigns, reporting.sales_call_outcomes],
 }
 

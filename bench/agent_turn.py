@@ -1,0 +1,193 @@
+"""Per-turn latency of the full lead graph on the local model: context, retrieval (search_knowledge over the
+demo knowledge base), tools, the Postgres checkpoint write and the stored reply, as `run_turn` runs it.
+
+ours:      `agents.lead.runner.run_turn` with the Postgres checkpointer; 500 turns with 1 conversation at a time,
+           then 500 turns spread over 16 conversations running concurrently (one thread each).
+baseline:  langgraph's prebuilt ReAct agent (`create_react_agent`) on the same model and tools, with an in-memory
+           saver, invoked with the same messages and tenant config (no context loading, no reply storage).
+Prints one JSON line (see CONVENTIONS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time as clock
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._db import percentile, scratch_database  # noqa: E402
+
+MESSAGES = [
+    "what time do you open on sundays?", "do you have parking?", "are dogs allowed on the patio?",
+    "do you have vegan options?", "hi there", "thanks!", "is there a dress code?", "do you do catering?",
+    "how much is the tasting menu?", "do you have a table tomorrow evening?", "can I bring a birthday cake?",
+    "what's your cancellation policy?", "do you have gluten free pasta?", "where are you located?",
+]
+
+
+def setup(conversations: int) -> tuple[Any, Any, list[uuid.UUID]]:
+    from sqlalchemy import select
+
+    from models.ai import AIAgent
+    from models.conversations import Channel, Conversation, ConversationAIConfig
+    from models.crm import Contact
+    from models.db import TenantScope, owner_session, tenant_session
+    from models.tenancy import SubAccount
+    from services.demo_agency import seed_demo
+
+    with owner_session() as session:
+        summary = seed_demo(session=session)
+    sub = summary.sub_account_ids["restaurant-a"]
+    scope = TenantScope(agency_id=summary.agency_id, sub_account_id=sub)
+    ids = []
+    with tenant_session(scope) as session:
+        channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")).one()
+        agent = session.scalars(select(AIAgent)).one()
+        assert session.get(SubAccount, sub) is not None
+        for i in range(conversations):
+            contact = Contact(sub_account_id=sub, agency_id=summary.agency_id, first_name="Bench", last_name=str(i),
+                              phone=f"+1718555{7000 + i}", lifecycle_stage="lead")
+            session.add(contact)
+            session.flush()
+            conversation = Conversation(sub_account_id=sub, channel_id=channel.id, contact_id=contact.id)
+            session.add(conversation)
+            session.flush()
+            session.add(ConversationAIConfig(sub_account_id=sub, conversation_id=conversation.id,
+                                             ai_agent_id=agent.id, mode="autopilot"))
+            ids.append(conversation.id)
+    return summary.agency_id, sub, ids
+
+
+def inbound(scope: Any, conversation_id: uuid.UUID, text: str) -> uuid.UUID:
+    from models.conversations import Conversation, Message
+    from models.db import tenant_session
+
+    with tenant_session(scope) as session:
+        conversation = session.get(Conversation, conversation_id)
+        message = Message(sub_account_id=conversation.sub_account_id, conversation_id=conversation_id,
+                          channel_id=conversation.channel_id, contact_id=conversation.contact_id,
+                          direction="inbound", sender_type="contact", body=text, status="received")
+        session.add(message)
+        session.flush()
+        return message.id
+
+
+decisions: dict[str, int] = {}
+
+
+def run(turns: int, concurrency: int, conversations: list[uuid.UUID], agency: uuid.UUID, sub: uuid.UUID,
+        rng: random.Random) -> list[float]:
+    from agents.lead.runner import return_to_ai, run_turn
+    from models.db import TenantScope
+
+    scope = TenantScope(agency_id=agency, sub_account_id=sub)
+    plan = [[rng.choice(MESSAGES) for _ in range(turns // concurrency)] for _ in range(concurrency)]
+
+    def worker(index: int) -> list[float]:
+        samples = []
+        for text in plan[index]:
+            message_id = inbound(scope, conversations[index], text)
+            started = clock.perf_counter()
+            result = run_turn(agency_id=agency, sub_account_id=sub, conversation_id=conversations[index],
+                              message_id=message_id)
+            samples.append((clock.perf_counter() - started) * 1000)
+            assert result.decision != "skipped", "every measured turn must run the graph"
+            decisions[result.decision] = decisions.get(result.decision, 0) + 1
+            if result.decision == "handoff":  # staff hand it straight back (not measured), so the AI keeps going
+                return_to_ai(agency_id=agency, sub_account_id=sub, conversation_id=conversations[index],
+                             human_messages=["(bench) handled"])
+        return samples
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return [s for samples in pool.map(worker, range(concurrency)) for s in samples]
+
+
+def baseline(turns: int, concurrency: int, conversations: list[uuid.UUID], agency: uuid.UUID, sub: uuid.UUID,
+             rng: random.Random, contacts: dict[uuid.UUID, uuid.UUID]) -> list[float]:
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.prebuilt import create_react_agent  # the prebuilt ReAct loop langchain.agents wraps
+
+    from agents.local_model import CONTEXT_TAG, LocalPolicyModel
+    from tools.registry import tools_for
+
+    capabilities = ["answer_faq", "book_appointments", "qualify_leads", "take_payments", "escalate_to_human"]
+    agent = create_react_agent(LocalPolicyModel(), tools_for(capabilities), checkpointer=InMemorySaver(),
+                               prompt=SystemMessage(CONTEXT_TAG + json.dumps({"timezone": "America/New_York",
+                                                                              "channel": "sms"})))
+    plan = [[rng.choice(MESSAGES) for _ in range(turns // concurrency)] for _ in range(concurrency)]
+
+    def worker(index: int) -> list[float]:
+        config = {"configurable": {"thread_id": f"baseline-{index}", "agency_id": str(agency),
+                                   "sub_account_id": str(sub), "capabilities": capabilities,
+                                   "conversation_id": str(conversations[index]),
+                                   "contact_id": str(contacts[conversations[index]])}}
+        samples = []
+        for text in plan[index]:
+            started = clock.perf_counter()
+            agent.invoke({"messages": [HumanMessage(text)]}, config)
+            samples.append((clock.perf_counter() - started) * 1000)
+        return samples
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return [s for samples in pool.map(worker, range(concurrency)) for s in samples]
+
+
+def contact_ids(conversations: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    from sqlalchemy import select
+
+    from models.conversations import Conversation
+    from models.db import owner_session
+
+    with owner_session() as session:
+        return {c: k for c, k in session.execute(select(Conversation.id, Conversation.contact_id)
+                                                 .where(Conversation.id.in_(conversations)))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--turns", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    with scratch_database("lp_bench_agent_turn") as (owner_url, _):
+        os.environ["DATABASE_URL"] = owner_url  # the runner, tools and checkpointer use the configured database
+        from leadpilot.settings import get_settings
+
+        get_settings.cache_clear()
+        agency, sub, conversations = setup(args.concurrency)
+        run(32, 1, conversations, agency, sub, rng)  # warm: model load, pools, caches (not measured)
+        decisions.clear()
+        one = run(args.turns, 1, conversations, agency, sub, rng)
+        many = run(args.turns, args.concurrency, conversations, agency, sub, rng)
+        contacts = contact_ids(conversations)
+        base_one = baseline(args.turns, 1, conversations, agency, sub, rng, contacts)
+        base_many = baseline(args.turns, args.concurrency, conversations, agency, sub, rng, contacts)
+        from agents.checkpoint import checkpointer
+        from models.db import get_app_engine, get_owner_engine
+
+        checkpointer().conn.close()  # type: ignore[union-attr]
+        get_app_engine().dispose()
+        get_owner_engine().dispose()
+    print(json.dumps({
+        "bench": "agent_turn",
+        "ours": {"p50_ms": percentile(many, 50), "p95_ms": percentile(many, 95),
+                 "single_p50_ms": percentile(one, 50), "single_p95_ms": percentile(one, 95)},
+        "baseline": {"p50_ms": percentile(base_many, 50), "p95_ms": percentile(base_many, 95),
+                     "single_p50_ms": percentile(base_one, 50), "single_p95_ms": percentile(base_one, 95)},
+        "params": {"turns": args.turns, "concurrency": args.concurrency, "model": "local policy model",
+                   "cores": os.cpu_count(), "ours_checkpointer": "postgres", "baseline_checkpointer": "memory",
+                   "baseline": "langgraph.prebuilt.create_react_agent", "ours_decisions": decisions},
+    }))
+
+
+if __name__ == "__main__":
+    main()
