@@ -36,7 +36,7 @@ MESSAGES = [
 def setup(conversations: int) -> tuple[Any, Any, list[uuid.UUID]]:
     from sqlalchemy import select
 
-    from models.ai import AIAgent
+    from models.ai import AIAgent, KnowledgeBase
     from models.conversations import Channel, Conversation, ConversationAIConfig
     from models.crm import Contact
     from models.db import TenantScope, owner_session, tenant_session
@@ -50,7 +50,7 @@ def setup(conversations: int) -> tuple[Any, Any, list[uuid.UUID]]:
     ids = []
     with tenant_session(scope) as session:
         channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")).one()
-        agent = session.scalars(select(AIAgent)).one()
+        agent = session.scalars(select(AIAgent).join(KnowledgeBase, KnowledgeBase.ai_agent_id == AIAgent.id)).one()
         assert session.get(SubAccount, sub) is not None
         for i in range(conversations):
             contact = Contact(sub_account_id=sub, agency_id=summary.agency_id, first_name="Bench", last_name=str(i),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.conversations import HANDOFF_REASONS, Conversation, ConversationAIConfig, Handoff
+from models.conversations import HANDOFF_REASONS, Conversation, ConversationAIConfig, Handoff, Message, OutboxEvent
 from services.errors import InvalidInput, NotFound
 
 
@@ -36,4 +36,60 @@ def open_handoff(*, session: Session, conversation_id: uuid.UUID, reason: str, s
     if conversation.status == "resolved":
         conversation.status = "open"
     session.flush()
+    agent_id = ai_agent_id or (config.ai_agent_id if config else None)
+    _apply_agent_settings(session, handoff, conversation, reason, agent_id, handoff.requested_at)
     return handoff, True
+
+
+def _apply_agent_settings(session: Session, handoff: Handoff, conversation: Conversation, reason: str,
+                          ai_agent_id: uuid.UUID | None, now: datetime) -> None:
+    """The agent's Human Handover settings for this reason (as GoHighLevel's): assignee, tags on the lead, a
+    task for the team, and a reactivation timer that gives the conversation back to the AI if nobody answers."""
+    from models.ai import AIAgent
+    from services import crm
+
+    agent = session.get(AIAgent, ai_agent_id) if ai_agent_id else None
+    settings = ((agent.handoff_settings or {}).get(reason) or {}) if agent else {}
+    if settings.get("assign_to_user_id"):
+        conversation.assigned_user_id = uuid.UUID(str(settings["assign_to_user_id"]))
+    for tag in settings.get("tags", []):
+        crm.add_tag(session=session, contact_id=conversation.contact_id, name=str(tag))
+    if settings.get("create_task"):
+        crm.create_task(session=session, contact_id=conversation.contact_id,
+                        title=f"Handoff: {reason.replace('_', ' ')}", description=handoff.summary,
+                        due_at=now + timedelta(hours=1), assigned_user_id=conversation.assigned_user_id,
+                        priority="high")
+    minutes = settings.get("reactivate_after_minutes")
+    if minutes:
+        session.add(OutboxEvent(sub_account_id=conversation.sub_account_id, topic="handoff.reactivate",
+                                aggregate_type="handoff", aggregate_id=handoff.id,
+                                available_at=now + timedelta(minutes=int(minutes)),
+                                dedupe_key=f"handoff.reactivate:{handoff.id}",
+                                payload={"conversation_id": str(conversation.id)}))
+    session.flush()
+
+
+def human_replied_since(*, session: Session, conversation_id: uuid.UUID, since: datetime) -> list[str]:
+    """What staff wrote to the lead on this conversation since `since`, oldest first."""
+    return list(session.scalars(select(Message.body).where(
+        Message.conversation_id == conversation_id, Message.sender_type == "user", Message.direction == "outbound",
+        Message.created_at >= since).order_by(Message.created_at)))
+
+
+def staff_reply(*, session: Session, conversation_id: uuid.UUID, user_id: uuid.UUID, body: str) -> Message:
+    """A person answers the lead: the message is queued on the conversation's channel and the AI pauses on
+    this conversation by itself (it resumes when staff return it to the AI)."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None or conversation.deleted_at is not None:
+        raise NotFound("No such conversation.")
+    if not body.strip():
+        raise InvalidInput("Write something.", field="body")
+    message = Message(sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
+                      channel_id=conversation.channel_id, contact_id=conversation.contact_id, direction="outbound",
+                      sender_type="user", sender_id=user_id, body=body, status="queued")
+    session.add(message)
+    config = session.scalar(select(ConversationAIConfig).where(ConversationAIConfig.conversation_id == conversation_id))
+    if config is not None and config.is_active:
+        config.is_active = False
+    session.flush()
+    return message

@@ -25,6 +25,7 @@ def create_celery() -> Celery:
             "workers.deliver_due_reports": {"queue": "default"},
             "workers.ingest_source": {"queue": "default"},
             "workers.agent_turn": {"queue": "agent"},
+            "workers.reactivate_handoff": {"queue": "agent"},
             "workers.reembed_knowledge_base": {"queue": "default"},
         },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another

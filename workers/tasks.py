@@ -113,4 +113,33 @@ def reembed_knowledge_base(kb_id: str, model: str, agency_id: str, sub_account_i
         return ingest.reembed(session=session, kb_id=uuid.UUID(kb_id), model=model, commit=session.commit)
 
 
-TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder}
+@celery_app.task(name="workers.reactivate_handoff")
+def reactivate_handoff(event_id: str, agency_id: str, sub_account_id: str) -> str:
+    """The handoff's reactivation timer: if no person has answered the lead since the handoff opened, give
+    the conversation back to the AI (the graph resumes). Safe to run twice."""
+    from agents.lead.runner import return_to_ai
+    from models.conversations import Handoff, OutboxEvent
+    from services.handoff import human_replied_since
+
+    scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
+    with tenant_session(scope) as session:
+        event = session.get(OutboxEvent, uuid.UUID(event_id))
+        handoff = session.get(Handoff, event.aggregate_id) if event else None
+        if event is None or event.status == "done" or handoff is None or handoff.resolved_at is not None:
+            outcome = "closed"
+        elif human_replied_since(session=session, conversation_id=handoff.conversation_id,
+                                 since=handoff.requested_at):
+            outcome = "human_answered"
+        else:
+            outcome = "reactivate"
+        conversation_id = handoff.conversation_id if handoff else None
+    if outcome == "reactivate" and conversation_id is not None:
+        return_to_ai(agency_id=scope.agency_id, sub_account_id=uuid.UUID(sub_account_id),
+                     conversation_id=conversation_id, human_messages=[])
+    with tenant_session(scope) as session:
+        outbox.settle(session=session, event_id=uuid.UUID(event_id))
+    return outcome
+
+
+TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder,
+                                "handoff.reactivate": reactivate_handoff}

@@ -125,15 +125,21 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
 
 
 def return_to_ai(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id: uuid.UUID,
-                 human_messages: list[str], graph: Any = None) -> TurnResult:
+                 human_messages: list[str] | None = None, graph: Any = None) -> TurnResult:
     """Staff hand the conversation back (or the reactivation timer fired): close the handoff, reactivate the
-    AI on the conversation, and resume the waiting graph with what the humans said meanwhile."""
+    AI on the conversation, and resume the waiting graph with what the humans said meanwhile (by default,
+    every staff message sent since the handoff opened)."""
+    from services.handoff import human_replied_since
+
     scope = TenantScope(agency_id=agency_id, sub_account_id=sub_account_id)
     with tenant_session(scope) as session:
         configurable, ai_config = run_config(session, conversation_id)
+        said: list[str] = []
         for handoff in session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id,
                                                              Handoff.resolved_at.is_(None))):
+            said += human_replied_since(session=session, conversation_id=conversation_id, since=handoff.requested_at)
             handoff.status, handoff.resolved_at = "returned_to_ai", datetime.now(UTC)
+        human_messages = said if human_messages is None else human_messages
         if ai_config is not None:
             ai_config.is_active, ai_config.handoff_to_human = True, False
     graph = graph or lead_graph()

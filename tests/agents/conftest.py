@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from models.ai import AIAgent
+from models.ai import AIAgent, KnowledgeBase
 from models.conversations import Channel, Conversation, ConversationAIConfig, Message
 from models.crm import Contact
 from models.db import TenantScope, tenant_session
@@ -46,7 +46,7 @@ def lead(demo: Demo) -> Lead:
     scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
     with tenant_session(scope) as session:
         channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")).one()
-        agent = session.scalars(select(AIAgent)).one()
+        agent = session.scalars(select(AIAgent).join(KnowledgeBase, KnowledgeBase.ai_agent_id == AIAgent.id)).one()
         contact = Contact(sub_account_id=demo.a, agency_id=demo.agency_id, first_name="Test",
                           last_name=f"Lead {uuid.uuid4().hex[:6]}", phone=f"+1718555{uuid.uuid4().int % 9000 + 1000}",
                           timezone="America/Chicago", lifecycle_stage="lead")

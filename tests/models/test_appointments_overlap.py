@@ -245,7 +245,9 @@ def test_a_booking_chosen_as_deadlock_victim_retries_and_books(fresh_db_url: str
     other.close()
     booking.join(timeout=30)
     assert outcome == [start]
-    assert _deadlocks(owner) == deadlocks_before + 1
+    # at least this one deadlock happened (statistics are flushed lazily, so a deadlock of an earlier test in
+    # this module's database can land in the counter late: "exactly one" would be flaky)
+    assert _deadlocks(owner) >= deadlocks_before + 1
     owner.dispose()
 
 
