@@ -119,3 +119,29 @@ def test_the_worker_task_answers_a_stored_message(lead) -> None:  # type: ignore
     first = agent_turn.apply(args=args).get()
     assert first["decision"] in ("answer", "handoff") and first["reply_message_id"]
     assert agent_turn.apply(args=args).get() == first  # redelivered: the same reply, not a second one
+
+
+def test_rescheduling_moves_the_booking_to_a_time_that_is_free(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    offer = turn("I'd like to book a table")
+    times = re.findall(r"(\w{3} \w{3} \d{1,2} at [\d:]+ [AP]M)", offer.reply)
+    assert len(times) >= 2, offer.reply
+    assert turn(f"{times[0]} please").reply.startswith("You're booked")
+    moved = turn(f"can I move my reservation to {times[1]}?")
+    assert moved.reply.startswith(f"Done: you're now booked for {times[1]}"), moved.reply
+    with tenant_session(lead.scope) as session:
+        rows = session.scalars(select(Appointment).where(Appointment.contact_id == lead.contact_id)
+                               .order_by(Appointment.created_at)).all()
+    assert [a.status for a in rows] == ["rescheduled", "scheduled"]
+
+
+def test_a_payment_link_for_the_leads_own_invoice(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    from services import payments
+
+    with tenant_session(lead.scope) as session:
+        invoice = payments.create_invoice(session=session, contact_id=lead.contact_id,
+                                          lines=[payments.Line("Event deposit", Decimal(1), Decimal("300.00"))])
+    result = turn("can you send me the payment link for my deposit?")
+    assert invoice.invoice_number in result.reply and "USD 300.00 due" in result.reply
+    assert f"/sandbox/pay/{invoice.id}" in result.reply
