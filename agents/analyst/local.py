@@ -140,8 +140,9 @@ class AnalystPolicyModel(BaseChatModel):
                 return AIMessage(content=f"No campaign has a {LABELS[metric].lower()} for that period.")
             worst = re.search(r"\b(worst|lowest)\b", question, re.I)
             pick = rows[-1] if worst else rows[0]
+            label = LABELS[metric] if metric == "roi" else LABELS[metric].lower()
             return AIMessage(content=f"{pick['campaign']} had the {'lowest' if worst else 'best'} "
-                                     f"{LABELS[metric].lower()}: {say(metric, pick['value'])} "
+                                     f"{label}: {say(metric, pick['value'])} "
                                      f"({len(rows)} campaigns compared).")
         if tool == "sales_call_outcomes":
             o = result["outcomes"]
