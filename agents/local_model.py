@@ -44,6 +44,9 @@ EXEMPLARS: dict[str, list[str]] = {
     "my_appointments": ["when is my appointment", "do I have a booking with you", "what time is my reservation"],
     "pay": ["can you send me the invoice", "how do I pay my bill", "send me a payment link",
             "I want to pay my deposit", "where do I pay"],
+    "qualify": ["we're planning a party for 40 people", "I'd like catering for my office lunch",
+                "can you host our rehearsal dinner", "I'm organizing a company event", "I want to book a private "
+                "event", "we need food for a wedding of 120 guests"],
     # questions for the knowledge base: they compete with the actions above, so "what time do you open"
     # is a question, not a booking
     "question": ["what time do you open", "are you open on sundays", "do you have parking", "where are you located",
@@ -57,6 +60,8 @@ ACTION_WORDS = {
     "cancel": re.compile(r"\b(cancel|call off|can't make|cannot make|won't make)", re.I),
     "pay": re.compile(r"\b(pay|invoice|bill|deposit|link|card)", re.I),
     "my_appointments": re.compile(r"\b(my|our) (appointment|reservation|booking)|\bdo (i|we) have a", re.I),
+    "qualify": re.compile(r"\b(party|event|cater|wedding|private|group|guests|people|corporate|rehearsal|"
+                          r"birthday|office)", re.I),
 }
 HUMAN_WORDS = re.compile(r"\b(human|real person|manager|someone real|representative|agent|staff member)\b", re.I)
 ANGRY_WORDS = re.compile(r"\b(terrible|awful|disgusting|furious|angry|worst|unacceptable|ridiculous|scam)\b", re.I)
@@ -109,6 +114,13 @@ def _context(messages: Sequence[BaseMessage]) -> dict[str, Any]:
                 if line.startswith(CONTEXT_TAG):
                     return json.loads(line[len(CONTEXT_TAG):])
     return {}
+
+
+def _asked(messages: Sequence[BaseMessage]) -> str:
+    """What we said last before the lead's latest message (to know which question they are answering)."""
+    last_human = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+    before = [m for m in messages[:max(last_human, 0)] if isinstance(m, AIMessage) and m.content]
+    return str(before[-1].content) if before else ""
 
 
 def _turn(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, dict[str, Any], dict[str, Any]]]]:
@@ -175,6 +187,27 @@ def _short(text: str, ctx: dict[str, Any]) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+def _answer_value(text: str, question: dict[str, Any], ctx: dict[str, Any]) -> Any:
+    """The lead's answer to a qualification question, typed for its custom field (None: not an answer)."""
+    kind, options = question.get("type"), question.get("options") or []
+    if kind in ("number", "money"):
+        number = re.search(r"\d+(?:[.,]\d+)?", text.replace(",", ""))
+        return int(float(number.group())) if number else None
+    if kind == "date":
+        when, _ = _when(text, ctx)
+        return when.date().isoformat() if when else None
+    if kind in ("select", "multi_select"):
+        said = text.lower()
+        chosen = [o for o in options if o.replace("_", " ") in said or o.replace("_", "-") in said
+                  or o.replace("_free", " free") in said]
+        if kind == "select":
+            return chosen[0] if chosen else None
+        if chosen:
+            return chosen
+        return [] if re.search(r"\b(no|none|nothing|nope|n/a)\b", said) else None
+    return text.strip() or None
+
+
 class LocalPolicyModel(BaseChatModel):
     """See the module docstring. `bind_tools` keeps the names of the tools it may call."""
 
@@ -190,7 +223,7 @@ class LocalPolicyModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        ctx = _context(messages)
+        ctx = {**_context(messages), "asked": _asked(messages)}
         text, done = _turn(messages)
         message = self.decide(text, done, ctx)
         tokens = sum(len(str(m.content).split()) for m in messages)
@@ -217,11 +250,21 @@ class LocalPolicyModel(BaseChatModel):
     def decide(self, text: str, done: list[tuple[str, dict[str, Any], dict[str, Any]]],
                ctx: dict[str, Any]) -> AIMessage:
         intent = classify(text) if text else Intent("greeting", 1.0)
+        pending = ctx.get("qualification") or []
+        asked = next((q for q in pending if q["question"] in (ctx.get("asked") or "")), None)
+        if asked is not None and not done and "update_contact" in self.tool_names:
+            value = _answer_value(text, asked, ctx)
+            if value is not None:  # the lead answered the question we asked
+                return self._call("update_contact", {"custom_fields": {asked["field"]: value},
+                                                     "qualification_status": "contacted"}, 0.85, "qualify")
+        if intent.name == "qualify" and not done:
+            return self._qualify(text, pending, ctx, intent)
         if intent.name in ("question", "greeting", "thanks") and _when(text, ctx)[1]:
             intent = Intent("book", 0.8)  # "Friday at 6 works": a time picked from the offer
         if done:
             return self._after_tools(text, intent, done, ctx)
-        needs = {"book": "check_availability", "reschedule": "list_appointments", "cancel": "list_appointments",
+        needs = {"qualify": "update_contact", "book": "check_availability", "reschedule": "list_appointments",
+                 "cancel": "list_appointments",
                  "my_appointments": "list_appointments", "pay": "send_payment_link", "question": "search_knowledge"}
         name = intent.name
         if name == "greeting":
@@ -251,6 +294,21 @@ class LocalPolicyModel(BaseChatModel):
         if name == "question":
             return self._call("search_knowledge", {"query": text}, intent.confidence, name)
         return self._call(tool, {}, intent.confidence, name)
+
+    def _qualify(self, text: str, pending: list[dict[str, Any]], ctx: dict[str, Any], intent: Intent) -> AIMessage:
+        """An event or catering enquiry: save what the first message already says, else ask the first
+        unanswered question; with nothing left to ask, open the opportunity."""
+        if not pending:
+            if "create_opportunity" in self.tool_names:
+                return self._call("create_opportunity", {"name": f"{ctx.get('business') or 'Event'} event enquiry"},
+                                  intent.confidence, "qualify")
+            return self._reply("Thanks! Our events team will be in touch shortly.", ctx, intent.confidence, "qualify")
+        first = pending[0]
+        value = _answer_value(text, first, ctx) if first.get("type") in ("number", "money", "date") else None
+        if value is not None and "update_contact" in self.tool_names:
+            return self._call("update_contact", {"custom_fields": {first["field"]: value}}, intent.confidence,
+                              "qualify")
+        return self._reply(f"Happy to help with that! {first['question']}", ctx, intent.confidence, "qualify")
 
     def _after_tools(self, text: str, intent: Intent, done: list[tuple[str, dict[str, Any], dict[str, Any]]],
                      ctx: dict[str, Any]) -> AIMessage:
@@ -332,6 +390,18 @@ class LocalPolicyModel(BaseChatModel):
         if name == "reschedule_appointment":
             return self._reply(f"Done: you're now booked for {_say_time(result['start'], zone)} ({zone}).", ctx,
                                confidence, intent.name)
+        if name == "update_contact":
+            saved = set((args.get("custom_fields") or {}).keys())
+            remaining = [q for q in ctx.get("qualification") or [] if q["field"] not in saved]
+            if remaining:
+                return self._reply(remaining[0]["question"], ctx, confidence, "qualify")
+            if "create_opportunity" in self.tool_names:
+                business = ctx.get("business") or "the business"
+                return self._call("create_opportunity", {"name": f"{business} event enquiry"}, confidence, "qualify")
+            return self._reply("Thank you! Our events team will be in touch shortly.", ctx, confidence, "qualify")
+        if name == "create_opportunity":
+            return self._reply("Thank you, that's everything we need! Our events team will reach out shortly with "
+                               "options and pricing.", ctx, confidence, "qualify")
         if name == "send_payment_link":
             return self._reply(f"Here is your secure payment link for invoice {result.get('number')} "
                                f"({result.get('currency')} {result.get('due')} due): {result.get('payment_link')}",

@@ -54,7 +54,7 @@ def setup(conversations: int) -> tuple[Any, Any, list[uuid.UUID]]:
         assert session.get(SubAccount, sub) is not None
         for i in range(conversations):
             contact = Contact(sub_account_id=sub, agency_id=summary.agency_id, first_name="Bench", last_name=str(i),
-                              phone=f"+1718555{7000 + i}", lifecycle_stage="lead")
+                              email=f"bench-{i}@example.com", lifecycle_stage="lead")
             session.add(contact)
             session.flush()
             conversation = Conversation(sub_account_id=sub, channel_id=channel.id, contact_id=contact.id)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.ai import AIAgent
 from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message
-from models.crm import Contact
+from models.crm import Contact, ContactCustomField
 from models.db import TenantScope, tenant_session
 from models.tenancy import SubAccount
 from services.errors import NotFound
@@ -57,6 +57,14 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
     agent = session.get(AIAgent, ai_config.ai_agent_id) if ai_config and ai_config.ai_agent_id else None
     assert sub is not None and channel is not None
     handoff_settings = (agent.handoff_settings if agent else {}) or {}
+    definitions = {d.key: d for d in session.scalars(select(ContactCustomField).where(
+        ContactCustomField.deleted_at.is_(None)))}
+    answered = (contact.custom_fields if contact else {}) or {}
+    qualification = [  # the agent's questions whose answer the contact does not have yet, in order
+        {"field": q["field"], "question": q["question"], "type": definitions[q["field"]].field_type,
+         "options": list(definitions[q["field"]].options)}
+        for q in ((agent.qualification_questions if agent else []) or [])
+        if q.get("field") in definitions and answered.get(q["field"]) in (None, "", [])]
     configurable = {
         "thread_id": str(conversation_id), "agency_id": str(sub.agency_id), "sub_account_id": str(sub.id),
         "contact_id": str(conversation.contact_id), "conversation_id": str(conversation_id),
@@ -67,6 +75,7 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
         "persona": (agent.personality or {}).get("persona") if agent else None,
         "system_prompt": agent.system_prompt if agent else None,
         "max_tool_loops": agent.max_tool_loops if agent else 6,
+        "qualification": qualification,
         "handoff_message": (handoff_settings.get("human_requested") or {}).get("message"),
         "message_id": str(message_id) if message_id else None,
         "turn_id": str(message_id) if message_id else None,

@@ -48,7 +48,7 @@ def lead(demo: Demo) -> Lead:
         channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")).one()
         agent = session.scalars(select(AIAgent).join(KnowledgeBase, KnowledgeBase.ai_agent_id == AIAgent.id)).one()
         contact = Contact(sub_account_id=demo.a, agency_id=demo.agency_id, first_name="Test",
-                          last_name=f"Lead {uuid.uuid4().hex[:6]}", phone=f"+1718555{uuid.uuid4().int % 9000 + 1000}",
+                          last_name=f"Lead {uuid.uuid4().hex[:6]}", email=f"lead-{uuid.uuid4().hex}@example.com",
                           timezone="America/Chicago", lifecycle_stage="lead")
         session.add(contact)
         session.flush()

@@ -145,3 +145,22 @@ def test_a_payment_link_for_the_leads_own_invoice(turn, lead) -> None:  # type: 
     result = turn("can you send me the payment link for my deposit?")
     assert invoice.invoice_number in result.reply and "USD 300.00 due" in result.reply
     assert f"/sandbox/pay/{invoice.id}" in result.reply
+
+
+def test_an_event_enquiry_is_qualified_into_custom_fields_and_an_opportunity(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    from models.pipelines import Opportunity
+
+    first = turn("we're planning a party for 40 people, can you help?")
+    assert first.decision == "ask" and first.reply == "What date is your event?"  # party size already saved
+    second = turn("December 12")
+    assert second.reply == "Any dietary needs we should plan for?"
+    done = turn("two of us are vegan and one is gluten free")
+    assert done.reply.startswith("Thank you, that's everything")
+    with tenant_session(lead.scope) as session:
+        contact = session.get(Contact, lead.contact_id)
+        assert contact.custom_fields["party_size"] == 40
+        assert contact.custom_fields["event_date"].endswith("-12-12")
+        assert sorted(contact.custom_fields["dietary_preferences"]) == ["gluten_free", "vegan"]
+        assert contact.qualification_status == "contacted"
+        deal = session.scalars(select(Opportunity).where(Opportunity.contact_id == lead.contact_id)).one()
+    assert deal.name.endswith("event enquiry") and deal.status == "open"
