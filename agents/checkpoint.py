@@ -1,8 +1,13 @@
 """The LangGraph checkpointer on the product's Postgres, in its own schema (`langgraph`), outside the
-application's tables and migrations. `thread_id` is the conversation id."""
+application's tables and migrations. `thread_id` is the conversation id.
+
+A `PostgresSaver` serializes every operation behind one lock, even over a connection pool, so each thread
+gets its own saver over the shared pool: sixteen concurrent conversations in one process do not queue on
+one another's checkpoint writes."""
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 from langgraph.checkpoint.postgres import PostgresSaver
@@ -13,6 +18,7 @@ from sqlalchemy import make_url
 from models.db import owner_url
 
 SCHEMA = "langgraph"
+_local = threading.local()
 
 
 def _libpq(url: str) -> str:
@@ -20,8 +26,8 @@ def _libpq(url: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def checkpointer() -> PostgresSaver:
-    """One pooled saver per process; its tables are created on first use."""
+def _pool() -> ConnectionPool:
+    """One pool per process; the checkpoint tables are created (once) on first use."""
     import psycopg
 
     url = _libpq(owner_url())
@@ -30,6 +36,13 @@ def checkpointer() -> PostgresSaver:
     pool = ConnectionPool(url, min_size=1, max_size=20, open=True, kwargs={
         "autocommit": True, "row_factory": dict_row, "prepare_threshold": None,
         "options": f"-c search_path={SCHEMA}"})
-    saver = PostgresSaver(pool)  # type: ignore[arg-type]
-    saver.setup()
+    PostgresSaver(pool).setup()  # type: ignore[arg-type]
+    return pool
+
+
+def checkpointer() -> PostgresSaver:
+    """This thread's saver over the process's pool."""
+    saver = getattr(_local, "saver", None)
+    if saver is None:
+        saver = _local.saver = PostgresSaver(_pool())  # type: ignore[arg-type]
     return saver

@@ -25,12 +25,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._db import percentile, scratch_database  # noqa: E402
 
-MESSAGES = [
-    "what time do you open on sundays?", "do you have parking?", "are dogs allowed on the patio?",
-    "do you have vegan options?", "hi there", "thanks!", "is there a dress code?", "do you do catering?",
-    "how much is the tasting menu?", "do you have a table tomorrow evening?", "can I bring a birthday cake?",
-    "what's your cancellation policy?", "do you have gluten free pasta?", "where are you located?",
-]
+PREFIXES = ("", "hi! ", "quick question: ", "hey, ", "hello - ", "good morning! ", "sorry to bother you, ",
+            "one more thing: ")
+
+
+def messages(rng: random.Random) -> list[str]:
+    """Real customer questions (the labelled retrieval set's paraphrases) with greetings in front: every turn
+    is a text the model has not seen, so each pays its own embedding, as live traffic does."""
+    import yaml
+
+    items = yaml.safe_load((Path(__file__).resolve().parent.parent / "evals" / "retrieval" / "questions.yaml")
+                           .read_text())["items"]
+    texts = [prefix + item["question"] for item in items for prefix in PREFIXES]
+    rng.shuffle(texts)
+    return texts
 
 
 def setup(conversations: int) -> tuple[Any, Any, list[uuid.UUID]]:
@@ -81,6 +89,16 @@ def inbound(scope: Any, conversation_id: uuid.UUID, text: str) -> uuid.UUID:
 
 
 decisions: dict[str, int] = {}
+UNUSED: list[str] = []
+
+
+def fresh() -> None:
+    """Forget every text embedded so far, so no phase is helped by another's cache."""
+    from agents.local_model import classify
+    from knowledge.embedders import embedder_for
+
+    classify.cache_clear()
+    embedder_for("all-MiniLM-L6-v2")._recent.clear()  # type: ignore[attr-defined]
 
 
 def run(turns: int, concurrency: int, conversations: list[uuid.UUID], agency: uuid.UUID, sub: uuid.UUID,
@@ -89,7 +107,8 @@ def run(turns: int, concurrency: int, conversations: list[uuid.UUID], agency: uu
     from models.db import TenantScope
 
     scope = TenantScope(agency_id=agency, sub_account_id=sub)
-    plan = [[rng.choice(MESSAGES) for _ in range(turns // concurrency)] for _ in range(concurrency)]
+    pool = UNUSED
+    plan = [[pool.pop() for _ in range(turns // concurrency)] for _ in range(concurrency)]
 
     def worker(index: int) -> list[float]:
         samples = []
@@ -123,7 +142,9 @@ def baseline(turns: int, concurrency: int, conversations: list[uuid.UUID], agenc
     agent = create_react_agent(LocalPolicyModel(), tools_for(capabilities), checkpointer=InMemorySaver(),
                                prompt=SystemMessage(CONTEXT_TAG + json.dumps({"timezone": "America/New_York",
                                                                               "channel": "sms"})))
-    plan = [[rng.choice(MESSAGES) for _ in range(turns // concurrency)] for _ in range(concurrency)]
+    fresh()
+    pool = messages(random.Random(99))  # the same kind of texts ours answered, none seen before
+    plan = [[pool.pop() for _ in range(turns // concurrency)] for _ in range(concurrency)]
 
     def worker(index: int) -> list[float]:
         config = {"configurable": {"thread_id": f"baseline-{index}", "agency_id": str(agency),
@@ -158,6 +179,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     rng = random.Random(7)
+    UNUSED.extend(messages(random.Random(99)))  # 1,440 distinct texts, each answered at most once by ours
     with scratch_database("lp_bench_agent_turn") as (owner_url, _):
         os.environ["DATABASE_URL"] = owner_url  # the runner, tools and checkpointer use the configured database
         from leadpilot.settings import get_settings
@@ -166,15 +188,16 @@ def main() -> None:
         agency, sub, conversations = setup(args.concurrency)
         run(32, 1, conversations, agency, sub, rng)  # warm: model load, pools, caches (not measured)
         decisions.clear()
+        fresh()
         one = run(args.turns, 1, conversations, agency, sub, rng)
         many = run(args.turns, args.concurrency, conversations, agency, sub, rng)
         contacts = contact_ids(conversations)
         base_one = baseline(args.turns, 1, conversations, agency, sub, rng, contacts)
         base_many = baseline(args.turns, args.concurrency, conversations, agency, sub, rng, contacts)
-        from agents.checkpoint import checkpointer
+        from agents.checkpoint import _pool
         from models.db import get_app_engine, get_owner_engine
 
-        checkpointer().conn.close()  # type: ignore[union-attr]
+        _pool().close()
         get_app_engine().dispose()
         get_owner_engine().dispose()
     print(json.dumps({

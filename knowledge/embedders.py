@@ -46,12 +46,13 @@ class LocalMiniLM:
         self._lock = threading.Lock()  # one forward pass at a time per process: torch already uses every core
         # a turn embeds the lead's message for the intent, then again for the knowledge search: remember it
         self._recent: OrderedDict[str, list[float]] = OrderedDict()
+        self._recent_lock = threading.Lock()  # a cache hit never waits behind another thread's forward pass
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
         if len(texts) == 1:
-            with self._lock:
+            with self._recent_lock:
                 cached = self._recent.get(texts[0])
                 if cached is not None:
                     self._recent.move_to_end(texts[0])
@@ -59,8 +60,9 @@ class LocalMiniLM:
         with self._lock:
             vectors = self._model.encode(list(texts), batch_size=BATCH, normalize_embeddings=True,
                                          convert_to_numpy=True, show_progress_bar=False)
-            out = [v.tolist() for v in vectors]
-            if len(texts) == 1:
+        out = [v.tolist() for v in vectors]
+        if len(texts) == 1:
+            with self._recent_lock:
                 self._recent[texts[0]] = out[0]
                 if len(self._recent) > RECENT:
                     self._recent.popitem(last=False)

@@ -3,10 +3,10 @@ the message), the graph on the Postgres checkpointer (thread = conversation), th
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from langchain_core.messages import HumanMessage
@@ -33,14 +33,19 @@ class TurnResult:
     handoff: dict[str, Any] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=1)
-def lead_graph() -> Any:
-    """The compiled lead graph on the configured model and the Postgres checkpointer (once per process)."""
-    from agents.checkpoint import checkpointer
-    from agents.lead.graph import build_lead_graph
-    from agents.models import chat_model
+_local = threading.local()
 
-    return build_lead_graph(chat_model(), checkpointer())
+
+def lead_graph() -> Any:
+    """The compiled lead graph on the configured model and this thread's Postgres checkpointer."""
+    graph = getattr(_local, "graph", None)
+    if graph is None:
+        from agents.checkpoint import checkpointer
+        from agents.lead.graph import build_lead_graph
+        from agents.models import chat_model
+
+        graph = _local.graph = build_lead_graph(chat_model(), checkpointer())
+    return graph
 
 
 def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid.UUID | None = None,
