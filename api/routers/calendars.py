@@ -43,11 +43,7 @@ class StatusIn(BaseModel):
     reason: str | None = None
 
 
-def _appointment(a: Any) -> dict[str, Any]:
-    return row(a)
-
-
-def _request(t: Tenant, body: BookIn, calendar_id: uuid.UUID) -> calendars.BookingRequest:
+def _request(body: BookIn, calendar_id: uuid.UUID) -> calendars.BookingRequest:
     return calendars.BookingRequest(calendar_id=calendar_id, contact_id=body.contact_id, start=body.start,
                                     service_id=body.service_id, title=body.title, timezone=body.timezone,
                                     source="api", notes=body.notes, idempotency_key=body.idempotency_key)
@@ -71,35 +67,35 @@ def book(t: Write, body: BookIn) -> dict[str, Any]:
     """Only an offered slot can be booked. When another booking wins the slot first, the answer is 409 with
     `alternatives`: the nearest free starts."""
     with t.session() as s:
-        return _appointment(calendars.book_appointment(session=s, request=_request(t, body, body.calendar_id)))
+        return row(calendars.book_appointment(session=s, request=_request(body, body.calendar_id)))
 
 
 @router.post("/teams/{team_key}/appointments", status_code=201, summary="Book with a team (round robin)")
 def book_team(t: Write, team_key: str, body: TeamBookIn) -> dict[str, Any]:
     """The free member with the fewest bookings that week gets it."""
     with t.session() as s:
-        request = _request(t, body, uuid.UUID(int=0))
-        return _appointment(calendars.book_round_robin(session=s, team_key=team_key, request=request))
+        request = _request(body, uuid.UUID(int=0))
+        return row(calendars.book_round_robin(session=s, team_key=team_key, request=request))
 
 
 @router.get("/appointments/{appointment_id}", summary="Get an appointment")
 def get_appointment(t: Read, appointment_id: uuid.UUID) -> dict[str, Any]:
     with t.session() as s:
-        return _appointment(calendars.get_appointment_or_raise(session=s, appointment_id=appointment_id))
+        return row(calendars.get_appointment_or_raise(session=s, appointment_id=appointment_id))
 
 
 @router.post("/appointments/{appointment_id}/reschedule", status_code=201, summary="Reschedule")
 def reschedule(t: Write, appointment_id: uuid.UUID, body: RescheduleIn) -> dict[str, Any]:
     """The old appointment becomes `rescheduled`; the new one is returned."""
     with t.session() as s:
-        return _appointment(calendars.reschedule_appointment(session=s, appointment_id=appointment_id,
+        return row(calendars.reschedule_appointment(session=s, appointment_id=appointment_id,
                                                              new_start=body.new_start, timezone=body.timezone))
 
 
 @router.post("/appointments/{appointment_id}/status", summary="Confirm, cancel, complete or mark no-show")
 def set_status(t: Write, appointment_id: uuid.UUID, body: StatusIn) -> dict[str, Any]:
     with t.session() as s:
-        return _appointment(calendars.set_status(session=s, appointment_id=appointment_id, status=body.status,
+        return row(calendars.set_status(session=s, appointment_id=appointment_id, status=body.status,
                                                  reason=body.reason))
 
 

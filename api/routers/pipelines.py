@@ -8,9 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from api.deps import Tenant, sub_account
 from api.schemas import row
+from models.pipelines import Pipeline
 from services import pipelines
 from tools.base import jsonable
 
@@ -42,10 +44,6 @@ class FieldsIn(BaseModel):
 
 @router.get("/pipelines", summary="Pipelines and their stages")
 def list_pipelines(t: Read) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from models.pipelines import Pipeline
-
     with t.session() as s:
         return [row(p, only=("id", "name", "is_default"),
                     extra={"stages": [row(st, only=("id", "name", "position", "probability", "is_won", "is_lost"))
