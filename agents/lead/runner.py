@@ -89,6 +89,22 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
     return configurable, ai_config
 
 
+MODE_ORDER = ("off", "suggestive", "autopilot")
+
+
+def effective_mode(session: Session, ai_config: ConversationAIConfig | None, channel: str) -> str:
+    """The most careful of the conversation's mode, the agent's mode for this channel (GoHighLevel's per-channel
+    setting) and the agent's own mode; an inactive agent is off."""
+    if ai_config is None:
+        return "off"
+    agent = session.get(AIAgent, ai_config.ai_agent_id) if ai_config.ai_agent_id else None
+    modes = [ai_config.mode]
+    if agent is not None:
+        modes += [agent.mode if agent.is_active and agent.deleted_at is None else "off",
+                  (agent.channel_modes or {}).get(channel, agent.mode)]
+    return min(modes, key=MODE_ORDER.index)
+
+
 def _store_reply(session: Session, conversation: Conversation, message_id: uuid.UUID, reply: str, mode: str,
                  decision: str) -> uuid.UUID | None:
     key = f"ai-reply:{message_id}"
@@ -115,9 +131,10 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
         if inbound is None or inbound.conversation_id != conversation_id or inbound.direction != "inbound":
             raise NotFound("No such inbound message in this conversation.")
         configurable, ai_config = run_config(session, conversation_id, message_id=message_id, now=now)
-        if ai_config is None or not ai_config.is_active or ai_config.mode == "off":
+        mode = effective_mode(session, ai_config, configurable["channel"])
+        if ai_config is None or not ai_config.is_active or mode == "off":
             return TurnResult(decision="skipped")
-        mode, body = ai_config.mode, inbound.body
+        body = inbound.body
     graph = graph or lead_graph()
     config = {"configurable": configurable}
     pending = graph.get_state(config)

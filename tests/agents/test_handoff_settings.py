@@ -99,3 +99,24 @@ def test_suggestive_mode_drafts_for_approval(turn, lead) -> None:  # type: ignor
     with tenant_session(lead.scope) as session:
         draft = session.get(Message, result.reply_message_id)
     assert draft.status == "pending_approval" and draft.body == result.reply  # nothing reaches the lead unapproved
+
+
+def test_the_agents_channel_mode_makes_email_replies_drafts(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    """The demo agent says {"email": "suggestive"}: an email conversation on autopilot still only drafts."""
+    from models.conversations import Channel, Conversation
+
+    with tenant_session(lead.scope) as session:
+        email = session.scalars(select(Channel).where(Channel.channel_type == "email")).one()
+        session.execute(update(Conversation).where(Conversation.id == lead.conversation_id)
+                        .values(channel_id=email.id))
+        assert session.get(AIAgent, lead.agent_id).channel_modes == {"email": "suggestive"}
+    result = turn("do you have parking?")
+    with tenant_session(lead.scope) as session:
+        assert session.get(Message, result.reply_message_id).status == "pending_approval"
+    with tenant_session(lead.scope) as session:  # and an agent switched off answers nothing
+        session.execute(update(AIAgent).where(AIAgent.id == lead.agent_id).values(is_active=False))
+    try:
+        assert turn("hello?").decision == "skipped"
+    finally:
+        with tenant_session(lead.scope) as session:
+            session.execute(update(AIAgent).where(AIAgent.id == lead.agent_id).values(is_active=True))
