@@ -11,7 +11,6 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -23,7 +22,6 @@ from langgraph.types import interrupt
 
 from agents.lead.state import LeadState
 from agents.local_model import CONTEXT_TAG
-from models.ai import AIConversationLog
 from services import crm
 from services.handoff import open_handoff
 from tools.context import AgentContext, session_for
@@ -47,7 +45,7 @@ def prepare(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
     """Start a turn: honour an opt-out before anything else, and keep the carried history bounded."""
     ctx = AgentContext.from_config(config)
     messages = state.get("messages", [])
-    update: dict[str, Any] = {"loops": 0, "reply": "", "decision": "", "handoff": {}}
+    update: dict[str, Any] = {"loops": 0, "reply": "", "decision": "", "handoff": {}, "logs": []}
     inbound = _last_human(messages)
     if inbound is not None and OPT_OUT.match(str(inbound.content)) and ctx.contact_id is not None:
         channel = _configurable(config).get("channel") or "sms"
@@ -93,30 +91,26 @@ def _system(state: LeadState, config: RunnableConfig) -> SystemMessage:
     return SystemMessage("\n".join(line for line in lines if line))
 
 
-def _log(config: RunnableConfig, state: LeadState, answer: AIMessage, started: float) -> None:
-    ctx = AgentContext.from_config(config)
-    if ctx.sub_account_id is None:
-        return
+def _log_entry(config: RunnableConfig, state: LeadState, answer: AIMessage, started: float) -> dict[str, Any]:
+    """One model call for ai_conversation_logs; the runner stores a turn's entries with its reply, in the same
+    transaction (one write per turn instead of one per call)."""
     inbound = _last_human(state.get("messages", []))
     usage = answer.usage_metadata or {}
     results = [m for m in state.get("messages", []) if isinstance(m, ToolMessage)][-4:]
     confidence = answer.response_metadata.get("confidence")
-    with session_for(ctx, config) as session:
-        session.add(AIConversationLog(
-            sub_account_id=ctx.sub_account_id, ai_agent_id=ctx.ai_agent_id, conversation_id=ctx.conversation_id,
-            message_id=_configurable(config).get("message_id"), user_input=str(inbound.content) if inbound else None,
-            ai_response=str(answer.content) or None,
-            context={"intent": answer.response_metadata.get("intent"), "loop": state.get("loops", 0) + 1},
-            retrieved_docs=[str(m.content)[:2000] for m in results if m.name == "search_knowledge"],
-            tools_called=[{"name": c["name"], "args": json.loads(json.dumps(c["args"], default=str))}
-                          for c in answer.tool_calls],
-            decision="tool" if answer.tool_calls else ("ask" if str(answer.content).rstrip().endswith("?")
-                                                       else "answer"),
-            confidence_score=Decimal(str(round(float(confidence), 3))) if confidence is not None else None,
-            model=answer.response_metadata.get("model_name") or "local-policy",
-            prompt_tokens=usage.get("input_tokens", 0), completion_tokens=usage.get("output_tokens", 0),
-            total_tokens=usage.get("total_tokens", 0), latency_ms=int((time.perf_counter() - started) * 1000)))
-        session.flush()
+    return {
+        "user_input": str(inbound.content) if inbound else None, "ai_response": str(answer.content) or None,
+        "context": {"intent": answer.response_metadata.get("intent"), "loop": state.get("loops", 0) + 1},
+        "retrieved_docs": [str(m.content)[:2000] for m in results if m.name == "search_knowledge"],
+        "tools_called": [{"name": c["name"], "args": json.loads(json.dumps(c["args"], default=str))}
+                         for c in answer.tool_calls],
+        "decision": "tool" if answer.tool_calls else ("ask" if str(answer.content).rstrip().endswith("?")
+                                                      else "answer"),
+        "confidence_score": round(float(confidence), 3) if confidence is not None else None,
+        "model": answer.response_metadata.get("model_name") or "local-policy",
+        "prompt_tokens": usage.get("input_tokens", 0), "completion_tokens": usage.get("output_tokens", 0),
+        "total_tokens": usage.get("total_tokens", 0), "latency_ms": int((time.perf_counter() - started) * 1000),
+    }
 
 
 def make_agent(model: BaseChatModel) -> Any:
@@ -129,9 +123,9 @@ def make_agent(model: BaseChatModel) -> Any:
             answer = AIMessage(content=str(answer.content))
         if answer.id is None:
             answer.id = str(uuid.uuid4())
-        _log(config, state, answer, started)
         return {"messages": [answer], "loops": state.get("loops", 0) + 1,
-                "confidence": answer.response_metadata.get("confidence")}
+                "confidence": answer.response_metadata.get("confidence"),
+                "logs": [*state.get("logs", []), _log_entry(config, state, answer, started)]}
 
     return agent
 

@@ -7,6 +7,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from langchain_core.messages import HumanMessage
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from models.ai import AIAgent
+from models.ai import AIAgent, AIConversationLog
 from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message
 from models.crm import Contact, ContactCustomField
 from models.db import TenantScope, tenant_session
@@ -117,6 +118,18 @@ def _store_reply(session: Session, conversation: Conversation, message_id: uuid.
     return session.scalar(select(Message.id).where(Message.idempotency_key == key))
 
 
+def _store_logs(session: Session, configurable: dict[str, Any], message_id: uuid.UUID,
+                entries: list[dict[str, Any]]) -> None:
+    """Every model call of the turn, in the reply's transaction."""
+    for entry in entries:
+        confidence = entry.get("confidence_score")
+        session.add(AIConversationLog(
+            sub_account_id=uuid.UUID(configurable["sub_account_id"]), conversation_id=uuid.UUID(
+                configurable["conversation_id"]), message_id=message_id,
+            ai_agent_id=uuid.UUID(configurable["ai_agent_id"]) if configurable.get("ai_agent_id") else None,
+            **{**entry, "confidence_score": Decimal(str(confidence)) if confidence is not None else None}))
+
+
 def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id: uuid.UUID,
              message_id: uuid.UUID, graph: Any = None, now: datetime | None = None) -> TurnResult:
     """Answer one stored inbound message. Safe to run again for the same message: an existing reply is
@@ -148,6 +161,7 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
         conversation = session.get(Conversation, conversation_id)
         assert conversation is not None
         reply_id = _store_reply(session, conversation, message_id, reply, mode, decision) if reply else None
+        _store_logs(session, configurable, message_id, state.get("logs") or [])
         ai_config = session.scalar(select(ConversationAIConfig).where(
             ConversationAIConfig.conversation_id == conversation_id))
         if ai_config is not None:

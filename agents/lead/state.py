@@ -16,3 +16,4 @@ class LeadState(TypedDict, total=False):
     reply: str  # what goes back to the lead this turn ("" for none)
     handoff: dict[str, Any]  # reason and summary of an open handoff
     confidence: float
+    logs: list[dict[str, Any]]  # this turn's model calls, stored by the runner with the reply
