@@ -152,8 +152,11 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
     config = {"configurable": configurable}
     pending = graph.get_state(config)
     last = next((m for m in reversed(pending.values.get("messages", [])) if isinstance(m, HumanMessage)), None)
-    if pending.next and last is not None and last.id == str(message_id) and not pending.interrupts:
+    this_turn = last is not None and last.id == str(message_id)
+    if this_turn and pending.next and not pending.interrupts:
         state = graph.invoke(None, config)  # the same turn died mid-way: continue from its checkpoint
+    elif this_turn and (not pending.next or pending.interrupts):
+        state = pending.values  # the turn finished but its reply was never stored: store that one, run nothing
     else:
         state = graph.invoke({"messages": [HumanMessage(content=body, id=str(message_id))]}, config)
     reply, decision = state.get("reply", ""), state.get("decision", "answer")

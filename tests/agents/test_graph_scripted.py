@@ -95,3 +95,20 @@ def test_a_long_conversation_carries_a_bounded_history(lead) -> None:  # type: i
     assert "message number 0" not in {m.content for m in state["messages"]}
     assert "message number 30" in state["summary"] or "message number 14" in state["summary"]
     assert len(model.seen[-1]) <= KEEP_MESSAGES + 3  # what the model is sent stays bounded too
+
+
+def test_a_worker_dying_after_the_graph_but_before_the_reply_was_stored(lead) -> None:  # type: ignore[no-untyped-def]
+    from langchain_core.messages import HumanMessage
+
+    graph = build_lead_graph(Scripted(script=[call("add_note", body="Allergic to shellfish"),
+                                              AIMessage("Noted, thank you!")]), checkpointer())
+    message_id = lead.says("I'm allergic to shellfish")
+    with tenant_session(lead.scope) as session:
+        config, _ = run_config(session, lead.conversation_id, message_id=message_id)
+    graph.invoke({"messages": [HumanMessage("I'm allergic to shellfish", id=str(message_id))]},
+                 {"configurable": config})  # the turn ran; the worker died before storing the reply
+    result = run_turn(agency_id=lead.demo.agency_id, sub_account_id=lead.demo.a,
+                      conversation_id=lead.conversation_id, message_id=message_id, graph=graph)
+    assert result.reply == "Noted, thank you!"
+    with tenant_session(lead.scope) as session:
+        assert session.scalar(select(func.count()).select_from(Note).where(Note.contact_id == lead.contact_id)) == 1
