@@ -25,6 +25,7 @@ def create_celery() -> Celery:
             "workers.deliver_due_reports": {"queue": "default"},
             "workers.ingest_source": {"queue": "default"},
             "workers.agent_turn": {"queue": "agent"},
+            "workers.agent_turn_event": {"queue": "agent"},
             "workers.reactivate_handoff": {"queue": "agent"},
             "workers.reembed_knowledge_base": {"queue": "default"},
         },

@@ -113,6 +113,23 @@ def reembed_knowledge_base(kb_id: str, model: str, agency_id: str, sub_account_i
         return ingest.reembed(session=session, kb_id=uuid.UUID(kb_id), model=model, commit=session.commit)
 
 
+@celery_app.task(name="workers.agent_turn_event")
+def agent_turn_event(event_id: str, agency_id: str, sub_account_id: str) -> dict[str, Any] | None:
+    """The outbox's `agent.turn` event (written with the inbound message): run that turn, then settle it."""
+    from models.conversations import OutboxEvent
+
+    scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
+    with tenant_session(scope) as session:
+        event = session.get(OutboxEvent, uuid.UUID(event_id))
+        if event is None or event.status == "done":
+            return None
+        payload = dict(event.payload)
+    result = agent_turn(payload["conversation_id"], payload["message_id"], agency_id, sub_account_id)
+    with tenant_session(scope) as session:
+        outbox.settle(session=session, event_id=uuid.UUID(event_id))
+    return result
+
+
 @celery_app.task(name="workers.reactivate_handoff")
 def reactivate_handoff(event_id: str, agency_id: str, sub_account_id: str) -> str:
     """The handoff's reactivation timer: if no person has answered the lead since the handoff opened, give
@@ -142,4 +159,4 @@ def reactivate_handoff(event_id: str, agency_id: str, sub_account_id: str) -> st
 
 
 TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder,
-                                "handoff.reactivate": reactivate_handoff}
+                                "handoff.reactivate": reactivate_handoff, "agent.turn": agent_turn_event}

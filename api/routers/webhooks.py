@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import stripe
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -31,3 +31,23 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         return problem(400, "The Stripe signature or payload is invalid.", title="Invalid webhook")
     result = await run_in_threadpool(handle_event, json.loads(payload))
     return JSONResponse(result)
+
+
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+@router.post("/twilio/sms", summary="Inbound SMS from Twilio (signature verified with Twilio's RequestValidator)")
+async def twilio_sms(request: Request) -> Response:
+    """Form-encoded, as Twilio posts it. The signature is checked against PUBLIC_BASE_URL + path (what Twilio
+    called, also behind a proxy); a bad one is a 403 and nothing is stored. A retried MessageSid stores nothing
+    new. The reply comes later, from the agent, through the outbound path; the webhook answers empty TwiML."""
+    from channels.sms import receive
+
+    form = {k: str(v) for k, v in (await request.form()).multi_items()}
+    url = get_settings().public_base_url.rstrip("/") + request.url.path
+    stored = await run_in_threadpool(receive, url, form, request.headers.get("x-twilio-signature"))
+    if stored.turn_event_id is not None:  # committed: now hand the turn to a worker
+        from workers.tasks import agent_turn_event
+
+        agent_turn_event.delay(str(stored.turn_event_id), str(stored.agency_id), str(stored.sub_account_id))
+    return Response(TWIML_EMPTY, media_type="application/xml")
