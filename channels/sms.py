@@ -154,3 +154,37 @@ def _keyword_reply(session: Any, conversation: Conversation, contact: Any, keywo
     session.add(Message(sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
                         channel_id=conversation.channel_id, contact_id=contact.id, direction="outbound",
                         sender_type="system", body=text, status="queued", idempotency_key=f"twilio-keyword:{sid}"))
+
+
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3, "read": 4}
+
+
+def status_callback(url: str, form: dict[str, str], signature: str | None) -> str | None:
+    """Twilio's delivery status for one of our messages: verified like inbound, applied only when it moves the
+    message forward (callbacks arrive out of order; a late 'sent' never undoes 'delivered'). Returns the status
+    now on the message, or None for a message we do not know (acknowledged, nothing stored)."""
+    sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
+    with owner_session() as session:  # before any tenant is known: find the message's channel by the sid
+        found = session.execute(select(Message.id, Channel, SubAccount.agency_id)
+                                .join(Channel, Channel.id == Message.channel_id)
+                                .join(SubAccount, SubAccount.id == Message.sub_account_id)
+                                .where(Message.provider_message_id == sid, Message.direction == "outbound")).first()
+    if found is None:
+        return None
+    message_id, channel, agency_id = found
+    verify(url, form, signature, channel)
+    if status not in STATUS_RANK:
+        raise Forbidden(f"Unknown Twilio status {status!r}.")
+    now = datetime.now(UTC)
+    with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=channel.sub_account_id)) as session:
+        message = session.get(Message, message_id, with_for_update=True)
+        assert message is not None
+        if STATUS_RANK.get(message.status, -1) < STATUS_RANK[status]:
+            message.status = status
+            if status == "sent":
+                message.sent_at = message.sent_at or now
+            elif status == "delivered":
+                message.delivered_at = now
+            elif status in ("undelivered", "failed"):
+                message.error_code, message.error_message = form.get("ErrorCode"), form.get("ErrorMessage")
+        return message.status

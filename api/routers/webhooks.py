@@ -51,3 +51,14 @@ async def twilio_sms(request: Request) -> Response:
 
         agent_turn_event.delay(str(stored.turn_event_id), str(stored.agency_id), str(stored.sub_account_id))
     return Response(TWIML_EMPTY, media_type="application/xml")
+
+
+@router.post("/twilio/status", summary="Twilio delivery status callbacks (verified, applied in order)")
+async def twilio_status(request: Request) -> Response:
+    """queued / sent / delivered / undelivered / failed for an outbound message, by MessageSid."""
+    from channels.sms import status_callback
+
+    form = {k: str(v) for k, v in (await request.form()).multi_items()}
+    url = get_settings().public_base_url.rstrip("/") + request.url.path
+    await run_in_threadpool(status_callback, url, form, request.headers.get("x-twilio-signature"))
+    return Response(status_code=204)

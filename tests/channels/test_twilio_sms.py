@@ -145,3 +145,35 @@ def test_an_sms_gets_the_agents_reply_through_a_real_worker(client) -> None:  # 
     with owner_session() as session:
         event = session.scalars(select(OutboxEvent).where(OutboxEvent.aggregate_id == inbound.id)).one()
     assert event.status == "done"
+
+
+def test_status_callbacks_move_an_outbound_message_forward_only(client, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    from models.db import TenantScope, tenant_session
+
+    sender = _sender()
+    _post(client, _form("hi", sender))
+    sid = f"SM{uuid.uuid4().hex}"
+    with tenant_session(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)) as session:
+        conversation = session.scalars(select(Conversation).join(Contact, Contact.id == Conversation.contact_id)
+                                       .where(Contact.phone == sender)).one()
+        reply = Message(sub_account_id=demo.a, conversation_id=conversation.id, channel_id=conversation.channel_id,
+                        contact_id=conversation.contact_id, direction="outbound", sender_type="bot", body="Hello!",
+                        status="queued", provider_message_id=sid)
+        session.add(reply)
+    url = get_settings().public_base_url.rstrip("/") + "/webhooks/twilio/status"
+
+    def callback(status: str, token: str = TOKEN, **extra: str):  # type: ignore[no-untyped-def]
+        form = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "0" * 32, **extra}
+        signature = RequestValidator(token).compute_signature(url, form)
+        return client.post("/webhooks/twilio/status", data=form, headers={"X-Twilio-Signature": signature})
+
+    def status() -> str:
+        with owner_session() as session:
+            return session.get(Message, reply.id).status
+
+    assert callback("delivered", token="wrong").status_code == 403 and status() == "queued"
+    assert callback("sent").status_code == 204 and status() == "sent"
+    assert callback("delivered").status_code == 204 and status() == "delivered"
+    assert callback("sent").status_code == 204 and status() == "delivered"  # late and out of order: ignored
+    with owner_session() as session:
+        assert session.get(Message, reply.id).delivered_at is not None
