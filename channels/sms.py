@@ -23,7 +23,6 @@ from models.tenancy import SubAccount
 from services import crm
 from services.errors import DomainError, Forbidden, NotFound
 
-OPT_OUT = re.compile(r"^\s*(stop|stopall|unsubscribe|cancel|end|quit)\s*$", re.I)
 OPT_IN = re.compile(r"^\s*(start|unstop|yes)\s*$", re.I)
 HELP = re.compile(r"^\s*(help|info)\s*$", re.I)
 
@@ -78,7 +77,7 @@ def receive(url: str, form: dict[str, str], signature: str | None) -> Inbound:
     media = [{"url": form[f"MediaUrl{i}"], "content_type": form.get(f"MediaContentType{i}")}
              for i in range(int(form.get("NumMedia", "0") or 0)) if f"MediaUrl{i}" in form]
     now = datetime.now(UTC)
-    keyword = ("opt_out" if OPT_OUT.match(body) else "opt_in" if OPT_IN.match(body) else
+    keyword = ("opt_out" if crm.OPT_OUT.match(body) else "opt_in" if OPT_IN.match(body) else
                "help" if HELP.match(body) else None)
     with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=channel.sub_account_id)) as session:
         key = f"twilio:{sid}"

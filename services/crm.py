@@ -3,6 +3,7 @@ do-not-disturb, search, duplicate merge and lead conversion. Plain functions ove
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -31,6 +32,9 @@ from models.crm import (
 )
 from models.tenancy import SubAccount
 from services.errors import InvalidInput, NotFound
+
+# a whole message that opts out of a channel (the carriers' keywords, as Twilio applies them)
+OPT_OUT = re.compile(r"^\s*(stop|stopall|unsubscribe|cancel|end|quit|opt[ -]?out)\s*[.!]*\s*$", re.I)
 
 EDITABLE = {
     "first_name", "last_name", "email", "phone", "company_name", "timezone", "date_of_birth", "address", "source",

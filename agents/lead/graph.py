@@ -7,7 +7,6 @@ The tenant, contact and agent come from the run's config, never from the model."
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -27,7 +26,6 @@ from services.handoff import open_handoff
 from tools.context import AgentContext, session_for
 from tools.registry import CAPABILITY_TOOLS, tools_for
 
-OPT_OUT = re.compile(r"^\s*(stop|stopall|unsubscribe|cancel|end|quit|opt[ -]?out)\s*[.!]*\s*$", re.I)
 KEEP_MESSAGES = 24  # older ones are folded into `summary`, so a 500-turn conversation costs what a 12-turn one does
 DEFAULT_MAX_LOOPS = 6
 ALL_TOOLS = list({t.name: t for tools in CAPABILITY_TOOLS.values() for t in tools}.values())
@@ -47,7 +45,7 @@ def prepare(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
     messages = state.get("messages", [])
     update: dict[str, Any] = {"loops": 0, "reply": "", "decision": "", "handoff": {}, "logs": []}
     inbound = _last_human(messages)
-    if inbound is not None and OPT_OUT.match(str(inbound.content)) and ctx.contact_id is not None:
+    if inbound is not None and crm.OPT_OUT.match(str(inbound.content)) and ctx.contact_id is not None:
         channel = _configurable(config).get("channel") or "sms"
         with session_for(ctx, config) as session:
             crm.set_dnd(session=session, contact_id=ctx.contact_id, channel=channel, enabled=True,
