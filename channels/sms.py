@@ -12,14 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from twilio.request_validator import RequestValidator
 
 from leadpilot.settings import get_settings
-from models.ai import AIAgent
-from models.conversations import Channel, Conversation, ConversationAIConfig, Message, OutboxEvent
+from models.conversations import Channel, Conversation, Message
 from models.db import TenantScope, owner_session, tenant_session
 from models.tenancy import SubAccount
+from channels import inbound, outbound
 from services import crm
 from services.errors import DomainError, Forbidden, NotFound
 
@@ -42,7 +41,6 @@ class Inbound:
     keyword: str | None  # opt_out / opt_in / help, handled here instead of by the agent
     agency_id: uuid.UUID | None = None
     sub_account_id: uuid.UUID | None = None
-    turn_event_id: uuid.UUID | None = None  # the agent turn to hand to a worker now (the outbox keeps it safe)
 
 
 def _route(to_number: str) -> tuple[Channel, uuid.UUID]:
@@ -81,62 +79,23 @@ def receive(url: str, form: dict[str, str], signature: str | None) -> Inbound:
                "help" if HELP.match(body) else None)
     with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=channel.sub_account_id)) as session:
         key = f"twilio:{sid}"
-        existing = session.scalar(select(Message).where(Message.idempotency_key == key))
-        if existing is not None:
-            return Inbound(existing.id, existing.conversation_id, False, keyword)
+        found = inbound.existing(session, key)
+        if found is not None:
+            return Inbound(found.message_id, found.conversation_id, False, keyword)
         contact, _ = crm.match_or_create_contact(session=session, sub_account_id=channel.sub_account_id,
                                                  phone=from_number, defaults={"source": "sms"})
-        conversation = session.scalar(select(Conversation).where(
-            Conversation.channel_id == channel.id, Conversation.contact_id == contact.id,
-            Conversation.deleted_at.is_(None)).order_by(Conversation.created_at.desc()).limit(1))
-        if conversation is None:
-            conversation = Conversation(sub_account_id=channel.sub_account_id, channel_id=channel.id,
-                                        contact_id=contact.id)
-            session.add(conversation)
-            session.flush()
-            attach_agent(session, conversation, "sms")
-        inserted = session.execute(pg_insert(Message).values(
-            sub_account_id=channel.sub_account_id, conversation_id=conversation.id, channel_id=channel.id,
-            contact_id=contact.id, direction="inbound", sender_type="contact", body=body, attachments=media,
-            status="received", provider_message_id=sid, idempotency_key=key,
-        ).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.id)).scalar()
-        if inserted is None:  # a concurrent retry stored it first
-            stored = session.scalar(select(Message).where(Message.idempotency_key == key))
-            assert stored is not None
-            return Inbound(stored.id, stored.conversation_id, False, keyword)
-        conversation.last_message_at = conversation.last_inbound_at = now
-        conversation.unread_count += 1
-        if conversation.status == "resolved":
-            conversation.status = "open"
-        event = None
+        conversation = inbound.open_conversation(session, channel, contact.id)
+        stored = inbound.store_message(session, conversation, idempotency_key=key, body=body,
+                                       provider_message_id=sid, attachments=media, now=now,
+                                       metadata={"from": from_number, "to": to_number})
+        if not stored.created:
+            return Inbound(stored.message_id, stored.conversation_id, False, keyword)
         if keyword:
             _keyword_reply(session, conversation, contact, keyword, sid)
         else:
-            # marked dispatched: the webhook hands it to a worker right after commit; should that hand-off be
-            # lost, the dispatcher reclaims it (outbox.RECLAIM_AFTER)
-            event = OutboxEvent(sub_account_id=channel.sub_account_id, topic="agent.turn", aggregate_type="message",
-                                aggregate_id=inserted, available_at=now, status="dispatched", dispatched_at=now,
-                                attempts=1, dedupe_key=f"agent.turn:{inserted}",
-                                payload={"conversation_id": str(conversation.id), "message_id": str(inserted)})
-            session.add(event)
-        session.flush()
-        return Inbound(inserted, conversation.id, True, keyword, agency_id, channel.sub_account_id,
-                       event.id if event else None)
-
-
-def attach_agent(session: Any, conversation: Conversation, channel_type: str) -> ConversationAIConfig | None:
-    """A new conversation gets the sub-account's active AI agent that works this channel, in the agent's mode
-    for the channel (none: the conversation is for humans only)."""
-    agent = session.scalars(select(AIAgent).where(AIAgent.is_active, AIAgent.deleted_at.is_(None),
-                                                  AIAgent.enabled_channels.contains([channel_type]))
-                            .order_by(AIAgent.created_at).limit(1)).first()
-    if agent is None:
-        return None
-    config = ConversationAIConfig(sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
-                                  ai_agent_id=agent.id, mode=(agent.channel_modes or {}).get(channel_type, agent.mode))
-    session.add(config)
-    session.flush()
-    return config
+            inbound.queue_turn(session, conversation, stored.message_id, agency_id=agency_id,
+                               delay_seconds=inbound.reply_delay(channel), now=now)
+        return Inbound(stored.message_id, conversation.id, True, keyword, agency_id, channel.sub_account_id)
 
 
 def _keyword_reply(session: Any, conversation: Conversation, contact: Any, keyword: str, sid: str) -> None:
@@ -150,9 +109,12 @@ def _keyword_reply(session: Any, conversation: Conversation, contact: Any, keywo
     else:
         text = (sub.settings or {}).get("help_text") or (f"{sub.name}: reply to this number to reach us, or call "
                                                         f"{sub.phone or 'us'}. Reply STOP to unsubscribe.")
-    session.add(Message(sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
-                        channel_id=conversation.channel_id, contact_id=contact.id, direction="outbound",
-                        sender_type="system", body=text, status="queued", idempotency_key=f"twilio-keyword:{sid}"))
+    reply = Message(sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
+                    channel_id=conversation.channel_id, contact_id=contact.id, direction="outbound",
+                    sender_type="system", body=text, status="queued", idempotency_key=f"twilio-keyword:{sid}",
+                    metadata_={"keyword": keyword, "urgent": True})
+    session.add(reply)
+    outbound.queue_send(session, reply)
 
 
 STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3, "read": 4}

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
     twilio_from_number: str | None = None
+    # another address for Twilio's REST API (a regional edge, or the tests' protocol-speaking server)
+    twilio_api_base: str | None = None
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
     # another address for Stripe's API (a local stripe-mock, or the tests' protocol-speaking server)

@@ -91,6 +91,35 @@ def _bind_scope_on_begin(session: Session, transaction: Any, connection: Any) ->
 
 event.listen(Session, "after_begin", _bind_scope_on_begin)
 
+AFTER_COMMIT_KEY = "after_commit"
+
+
+def after_commit(session: Session, action: Any) -> None:
+    """Run `action()` once the session's transaction has committed (hand work to a worker, publish a realtime
+    event); dropped if it rolls back. What is done before the commit could announce rows that never exist."""
+    session.info.setdefault(AFTER_COMMIT_KEY, []).append(action)
+
+
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(AFTER_COMMIT_KEY, []):
+        try:
+            action()
+        except Exception:  # the data is committed; a lost hand-off is picked up again by the outbox dispatcher
+            import logging
+
+            logging.getLogger("leadpilot.db").exception("after-commit action failed")
+
+
+event.listen(Session, "after_commit", _run_after_commit)
+
+
+def _drop_after_commit(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:  # the whole transaction, not a savepoint, rolled back
+        session.info.pop(AFTER_COMMIT_KEY, None)
+
+
+event.listen(Session, "after_soft_rollback", _drop_after_commit)
+
 
 @lru_cache
 def _app_sessionmaker() -> sessionmaker[Session]:

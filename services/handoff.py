@@ -91,5 +91,7 @@ def staff_reply(*, session: Session, conversation_id: uuid.UUID, user_id: uuid.U
     config = session.scalar(select(ConversationAIConfig).where(ConversationAIConfig.conversation_id == conversation_id))
     if config is not None and config.is_active:
         config.is_active = False
-    session.flush()
+    from channels.outbound import queue_send
+
+    queue_send(session, message)
     return message

@@ -49,16 +49,28 @@ def claim_due(*, session: Session, now: datetime | None = None, limit: int = 500
     return claimed
 
 
-def settle(*, session: Session, event_id: uuid.UUID, error: str | None = None) -> None:
-    """Record the outcome of running an event: done, or back to pending with the error for a retry."""
+def settle(*, session: Session, event_id: uuid.UUID, error: str | None = None, retry: bool = False) -> None:
+    """Record the outcome of running an event: done, or back to pending with the error for the dispatcher to
+    hand out again; `retry`: the task retries by itself (Celery countdown), so the event stays with it and
+    only the error is kept (and the reclaim clock restarts)."""
     event = session.get(OutboxEvent, event_id)
     if event is None:
         return
-    if error is None:
+    if retry:
+        event.last_error, event.dispatched_at = (error or "")[:2000], datetime.now(UTC)
+    elif error is None:
         event.status, event.done_at, event.last_error = "done", datetime.now(UTC), None
     else:
         event.status, event.last_error = ("failed" if event.attempts >= 5 else "pending"), error[:2000]
     session.flush()
+
+
+def postpone(*, session: Session, event_id: uuid.UUID, until: datetime) -> None:
+    """The event's task put itself off until `until` (quiet hours): due then, reclaimed only long after."""
+    event = session.get(OutboxEvent, event_id)
+    if event is not None:
+        event.available_at = event.dispatched_at = until
+        session.flush()
 
 
 def send_appointment_reminder(*, session: Session, event_id: uuid.UUID, now: datetime | None = None
@@ -91,5 +103,7 @@ def send_appointment_reminder(*, session: Session, event_id: uuid.UUID, now: dat
               "Reply C to confirm or R to reschedule."),
         status="queued", idempotency_key=f"appointment.reminder:{appointment.id}")
     session.add(message)
-    session.flush()
+    from channels.outbound import queue_send
+
+    queue_send(session, message)
     return message

@@ -28,6 +28,7 @@ def create_celery() -> Celery:
             "workers.agent_turn_event": {"queue": "agent"},
             "workers.reactivate_handoff": {"queue": "agent"},
             "workers.reembed_knowledge_base": {"queue": "default"},
+            "workers.send_message": {"queue": "outbound"},
         },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
         task_acks_late=True,

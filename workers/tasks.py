@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
@@ -91,16 +93,52 @@ def agent_turn(conversation_id: str, message_id: str, agency_id: str, sub_accoun
     """Answer one stored inbound message. Turns of one conversation run one at a time (a Redis lock per
     conversation). Redelivery is harmless: the reply is stored once, and a turn that died half-way continues
     from its checkpoint."""
-    import redis
-
     from agents.lead.runner import run_turn
-    from leadpilot.infra import ensure_infra
 
-    client = redis.Redis.from_url(ensure_infra().redis_url)
-    with client.lock(f"leadpilot:turn:{conversation_id}", timeout=300, blocking_timeout=300):
+    with conversation_lock(conversation_id):
         result = run_turn(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id),
                           conversation_id=uuid.UUID(conversation_id), message_id=uuid.UUID(message_id))
     return {"decision": result.decision, "reply_message_id": str(result.reply_message_id or "") or None}
+
+
+LOCK_TTL_S = 15.0  # a dead worker's lock frees itself this soon; a live one keeps renewing it
+
+
+@contextmanager
+def conversation_lock(conversation_id: str) -> Iterator[None]:
+    """One turn at a time per conversation, whichever worker runs it. The Redis lock is short-lived and
+    renewed while the turn runs, so a worker killed mid-turn blocks the conversation for seconds, not
+    minutes."""
+    import threading
+
+    import redis
+
+    from leadpilot.infra import ensure_infra
+
+    client = redis.Redis.from_url(ensure_infra().redis_url)
+    lock = client.lock(f"leadpilot:turn:{conversation_id}", timeout=LOCK_TTL_S, blocking_timeout=300)
+    if not lock.acquire():
+        raise TimeoutError(f"conversation {conversation_id} stayed busy for 5 minutes")
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(LOCK_TTL_S / 3):
+            try:
+                lock.reacquire()
+            except redis.exceptions.LockError:
+                return
+
+    keeper = threading.Thread(target=renew, daemon=True, name=f"turn-lock-{conversation_id[:8]}")
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            pass  # it expired (the turn outlived a lost renewal); the next turn proceeds either way
 
 
 @celery_app.task(name="workers.reembed_knowledge_base")
@@ -158,5 +196,34 @@ def reactivate_handoff(event_id: str, agency_id: str, sub_account_id: str) -> st
     return outcome
 
 
+@celery_app.task(name="workers.send_message", bind=True, max_retries=None)
+def send_message(self: Task, event_id: str, agency_id: str, sub_account_id: str) -> str:
+    """Send one queued outbound message (the outbox's `message.send` event) exactly once: see
+    channels/outbound.py. Retried with exponential backoff; quiet hours put it off to their end."""
+    from channels import outbound
+    from models.conversations import OutboxEvent
+
+    scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
+    with tenant_session(scope) as session:
+        event = session.get(OutboxEvent, uuid.UUID(event_id))
+        if event is None or event.status == "done":
+            return "done"
+        message_id = uuid.UUID(event.payload["message_id"])
+    attempt = outbound.deliver(scope, message_id)
+    if attempt.outcome == "retry":
+        with tenant_session(scope) as session:
+            outbox.settle(session=session, event_id=uuid.UUID(event_id), error=attempt.error, retry=True)
+        raise self.retry(countdown=attempt.retry_in)
+    if attempt.outcome == "deferred" and attempt.not_before is not None:
+        with tenant_session(scope) as session:
+            outbox.postpone(session=session, event_id=uuid.UUID(event_id), until=attempt.not_before)
+        self.apply_async(args=[event_id, agency_id, sub_account_id], eta=attempt.not_before)
+        return "deferred"
+    with tenant_session(scope) as session:
+        outbox.settle(session=session, event_id=uuid.UUID(event_id))
+    return attempt.status or attempt.outcome
+
+
 TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder,
-                                "handoff.reactivate": reactivate_handoff, "agent.turn": agent_turn_event}
+                                "handoff.reactivate": reactivate_handoff, "agent.turn": agent_turn_event,
+                                "message.send": send_message}

@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 from langgraph.types import Command
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from services.errors import NotFound
 class TurnResult:
     """What a turn produced."""
 
-    decision: str  # answer | ask | handoff | opted_out | skipped | resumed
+    decision: str  # answer | ask | handoff | opted_out | skipped | superseded | resumed
     reply: str = ""
     reply_message_id: uuid.UUID | None = None
     handoff: dict[str, Any] = field(default_factory=dict)
@@ -130,6 +130,22 @@ def _store_logs(session: Session, configurable: dict[str, Any], message_id: uuid
             **{**entry, "confidence_score": Decimal(str(confidence)) if confidence is not None else None}))
 
 
+def _unanswered(session: Session, inbound: Message) -> list[str] | None:
+    """What the lead said since the business last wrote, up to this message, oldest first (a burst of texts is
+    answered as one); None when a newer message from the lead exists, whose turn will answer them all."""
+    conversation = Message.conversation_id == inbound.conversation_id
+    from_lead = (Message.direction == "inbound") & (Message.sender_type == "contact")
+    if session.scalar(select(Message.id).where(conversation, from_lead, Message.created_at > inbound.created_at)
+                      .limit(1)) is not None:
+        return None
+    last_out = session.scalar(select(func.max(Message.created_at)).where(
+        conversation, Message.direction == "outbound", Message.created_at <= inbound.created_at))
+    bodies = list(session.scalars(select(Message.body).where(
+        conversation, from_lead, Message.created_at <= inbound.created_at,
+        *([Message.created_at > last_out] if last_out is not None else [])).order_by(Message.created_at)))
+    return [b for b in bodies if b.strip()] or [inbound.body]
+
+
 def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id: uuid.UUID,
              message_id: uuid.UUID, graph: Any = None, now: datetime | None = None) -> TurnResult:
     """Answer one stored inbound message. Safe to run again for the same message: an existing reply is
@@ -147,7 +163,13 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
         mode = effective_mode(session, ai_config, configurable["channel"])
         if ai_config is None or not ai_config.is_active or mode == "off":
             return TurnResult(decision="skipped")
-        body = inbound.body
+        burst = _unanswered(session, inbound)
+        if burst is None:  # the lead wrote again meanwhile: that message's turn answers both
+            return TurnResult(decision="superseded")
+        body = "\n".join(burst)
+    from channels import realtime
+
+    realtime.typing(sub_account_id, conversation_id, "bot", True)
     graph = graph or lead_graph()
     config = {"configurable": configurable}
     pending = graph.get_state(config)
@@ -164,6 +186,15 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
         conversation = session.get(Conversation, conversation_id)
         assert conversation is not None
         reply_id = _store_reply(session, conversation, message_id, reply, mode, decision) if reply else None
+        if reply_id is not None:
+            from channels.outbound import queue_send
+
+            stored = session.get(Message, reply_id)
+            assert stored is not None
+            if stored.status == "queued":  # suggestive mode: waits in the inbox for a person's approval
+                queue_send(session, stored)
+            else:
+                realtime.message_event(session, stored)
         _store_logs(session, configurable, message_id, state.get("logs") or [])
         ai_config = session.scalar(select(ConversationAIConfig).where(
             ConversationAIConfig.conversation_id == conversation_id))

@@ -45,11 +45,7 @@ async def twilio_sms(request: Request) -> Response:
 
     form = {k: str(v) for k, v in (await request.form()).multi_items()}
     url = get_settings().public_base_url.rstrip("/") + request.url.path
-    stored = await run_in_threadpool(receive, url, form, request.headers.get("x-twilio-signature"))
-    if stored.turn_event_id is not None:  # committed: now hand the turn to a worker
-        from workers.tasks import agent_turn_event
-
-        agent_turn_event.delay(str(stored.turn_event_id), str(stored.agency_id), str(stored.sub_account_id))
+    await run_in_threadpool(receive, url, form, request.headers.get("x-twilio-signature"))
     return Response(TWIML_EMPTY, media_type="application/xml")
 
 

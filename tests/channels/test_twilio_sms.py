@@ -15,6 +15,7 @@ from leadpilot.settings import get_settings
 from models.conversations import Conversation, Message, OutboxEvent
 from models.crm import Contact
 from models.db import owner_session
+from models.sandbox import SandboxDelivery
 from tests.conftest import Demo
 
 pytestmark = pytest.mark.integration
@@ -141,10 +142,21 @@ def test_an_sms_gets_the_agents_reply_through_a_real_worker(client) -> None:  # 
                 reply = session.scalars(select(Message).where(
                     Message.idempotency_key == f"ai-reply:{inbound.id}")).first()
             time.sleep(0.1)
-    assert reply is not None and "Sunday 10:00-21:00" in reply.body and reply.status == "queued"
+        assert reply is not None and "Sunday 10:00-21:00" in reply.body
+        while time.monotonic() < deadline:  # then the outbound queue hands it to the transport (the sandbox)
+            with owner_session() as session:
+                sent = session.get(Message, reply.id)
+                deliveries = session.scalars(select(SandboxDelivery).where(
+                    SandboxDelivery.request["message_id"].astext == str(reply.id))).all()
+            if sent.status == "sent" and deliveries:
+                break
+            time.sleep(0.1)
+    assert sent.status == "sent" and sent.provider_message_id and len(deliveries) == 1
+    assert deliveries[0].request["to"] == form["From"] and deliveries[0].request["from"] == NUMBER_A
     with owner_session() as session:
-        event = session.scalars(select(OutboxEvent).where(OutboxEvent.aggregate_id == inbound.id)).one()
-    assert event.status == "done"
+        events = {e.topic: e.status for e in session.scalars(select(OutboxEvent).where(
+            OutboxEvent.aggregate_id.in_([inbound.id, reply.id])))}
+    assert events == {"agent.turn": "done", "message.send": "done"}
 
 
 def test_status_callbacks_move_an_outbound_message_forward_only(client, demo: Demo) -> None:  # type: ignore[no-untyped-def]
