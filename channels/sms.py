@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from channels import inbound, outbound
 from leadpilot.settings import get_settings
 from models.conversations import Channel, Conversation, Message
 from models.db import TenantScope, owner_session, tenant_session
 from models.tenancy import SubAccount
-from channels import inbound, outbound
 from services import crm
 from services.errors import DomainError, Forbidden, NotFound
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_from: str = "LeadPilot <no-reply@leadpilot.local>"
 
+    # seconds before the broker hands an unacknowledged task (its worker died) to another worker
+    celery_visibility_timeout: int = 3600
+
     public_base_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"
     api_port: int = 8000

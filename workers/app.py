@@ -6,6 +6,7 @@ from celery import Celery
 from kombu import Queue
 
 from leadpilot.infra import ensure_infra
+from leadpilot.settings import get_settings
 
 QUEUES = ("agent", "outbound", "workflows", "campaigns", "default")
 
@@ -13,6 +14,7 @@ QUEUES = ("agent", "outbound", "workflows", "campaigns", "default")
 def create_celery() -> Celery:
     """Build the Celery app against the configured (or embedded) Redis."""
     redis_url = ensure_infra().redis_url
+    visibility = get_settings().celery_visibility_timeout
     app = Celery("leadpilot", broker=redis_url, backend=redis_url, include=["workers.tasks"])
     app.conf.update(
         task_queues=[Queue(name) for name in QUEUES],
@@ -41,7 +43,11 @@ def create_celery() -> Celery:
         timezone="UTC",
         enable_utc=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        # a task whose worker died is handed out again after the visibility timeout (swept every few seconds
+        # when the timeout is short); every task is safe to run twice
+        broker_transport_options={"visibility_timeout": visibility,
+                                  **({"unacked_restore_interval": 1, "unacked_restore_throttle": 1}
+                                     if visibility < 60 else {})},
         beat_schedule={
             "dispatch-outbox": {"task": "workers.dispatch_outbox", "schedule": 30.0},
             "deliver-due-reports": {"task": "workers.deliver_due_reports", "schedule": 300.0},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import Task
@@ -135,10 +135,9 @@ def conversation_lock(conversation_id: str) -> Iterator[None]:
     finally:
         stop.set()
         keeper.join()
-        try:
+        # an expired lock (the turn outlived a lost renewal) is no error: the next turn proceeds either way
+        with suppress(redis.exceptions.LockError):
             lock.release()
-        except redis.exceptions.LockError:
-            pass  # it expired (the turn outlived a lost renewal); the next turn proceeds either way
 
 
 @celery_app.task(name="workers.reembed_knowledge_base")
