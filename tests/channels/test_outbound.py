@@ -48,7 +48,8 @@ class TwilioServer:
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 expected = "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
+                raw = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                form = {k: v[0] for k, v in parse_qs(raw).items()}
                 outer.requests.append({"path": self.path, "form": form})
                 status = outer.script.pop(0) if outer.script else 201
                 if self.headers.get("Authorization") != expected:
