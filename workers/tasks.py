@@ -116,7 +116,8 @@ def conversation_lock(conversation_id: str) -> Iterator[None]:
     from leadpilot.infra import ensure_infra
 
     client = redis.Redis.from_url(ensure_infra().redis_url)
-    lock = client.lock(f"leadpilot:turn:{conversation_id}", timeout=LOCK_TTL_S, blocking_timeout=300)
+    lock = client.lock(f"leadpilot:turn:{conversation_id}", timeout=LOCK_TTL_S, blocking_timeout=300,
+                       thread_local=False)  # the keeper thread renews the token the turn acquired
     if not lock.acquire():
         raise TimeoutError(f"conversation {conversation_id} stayed busy for 5 minutes")
     stop = threading.Event()

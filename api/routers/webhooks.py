@@ -58,3 +58,45 @@ async def twilio_status(request: Request) -> Response:
     url = get_settings().public_base_url.rstrip("/") + request.url.path
     await run_in_threadpool(status_callback, url, form, request.headers.get("x-twilio-signature"))
     return Response(status_code=204)
+
+
+def _email_token(request: Request) -> str | None:
+    """The channel's inbound secret, as `?token=` (what SendGrid's parse URL can carry) or a bearer token."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.query_params.get("token")
+
+
+@router.post("/email/inbound", summary="Inbound email from SendGrid's Inbound Parse (multipart, parsed or raw)")
+async def email_inbound(request: Request) -> JSONResponse:
+    """Authenticated by the channel's `inbound_secret` (`?token=` or a bearer token): the post is unsigned, so a
+    missing or wrong token is a 403 and nothing is stored. A retried Message-ID stores nothing new; the
+    attachments are recorded by name, type and size, their bytes are not kept."""
+    from starlette.datastructures import UploadFile
+
+    from channels.email import MAX_RAW_BYTES, receive_parse
+
+    fields: dict[str, str] = {}
+    attachments: list[dict[str, object]] = []
+    async with request.form(max_part_size=MAX_RAW_BYTES) as form:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                size = len(await value.read())
+                attachments.append({"field": key, "filename": value.filename, "content_type": value.content_type,
+                                    "size": size})
+            else:
+                fields[key] = value
+    received = await run_in_threadpool(receive_parse, fields, attachments, token=_email_token(request))
+    return JSONResponse(received.as_json())
+
+
+@router.post("/email/mime", summary="Inbound email as raw RFC 822 (any relay that can forward the message)")
+async def email_mime(request: Request, to: str | None = None) -> JSONResponse:
+    """The whole message as the body (message/rfc822 or text/plain); `?to=` names the envelope recipient when it
+    is not in the headers (Bcc, forwarding). Authenticated like the SendGrid route."""
+    from channels.email import receive_mime
+
+    raw = await request.body()
+    received = await run_in_threadpool(receive_mime, raw, to_address=to, token=_email_token(request))
+    return JSONResponse(received.as_json())
