@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from api import health
 from api.problems import install_problem_handlers
-from api.routers import analyst, calendars, crm, knowledge, payments, pipelines, reporting, webhooks
+from api.routers import analyst, calendars, crm, knowledge, payments, pipelines, reporting, webhooks, widget
 from leadpilot.logs import configure_logging
 from leadpilot.settings import get_settings
 
@@ -39,6 +39,7 @@ def create_app() -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(widget.router)
     for module in (crm, calendars, pipelines, payments, reporting, knowledge, analyst):
         app.include_router(module.router)
 

@@ -1,0 +1,164 @@
+"""The webchat widget (`/widget.js`, its websocket, a demo page) and the staff inbox's realtime socket.
+
+Websocket protocol of the widget (`/widget/ws?key=<public key>[&token=<session token>]`), JSON both ways:
+  server -> {"type": "hello", "widget": {...}, "session": bool}   the widget's look and pre-chat form
+  client -> {"type": "start", "name"?, "email"?}                  begin a session (pre-chat answers)
+  server -> {"type": "session", "token": ..., "transcript": [...]} keep the token; resume with it
+  client -> {"type": "message", "body": ..., "client_id": ...}    send (resending the same client_id is harmless)
+  server -> {"type": "ack", "client_id": ..., "id": ...}
+  client -> {"type": "typing"}
+  server -> {"type": "message.created" | "message.updated", "message": {...}} | {"type": "typing", "who": ...}
+  server -> {"type": "error", "status": 4xx, "detail": ...}
+Events reach every API process through Redis, so a reply written by any worker arrives at whichever
+process holds the visitor's socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse
+
+from channels import realtime, webchat
+from leadpilot.infra import ensure_infra
+from services.access import authenticate
+from services.errors import DomainError, NotFound
+
+router = APIRouter(tags=["webchat"])
+log = logging.getLogger("leadpilot.widget")
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+@router.get("/widget.js", summary="The embeddable chat widget script", include_in_schema=True)
+async def widget_js() -> FileResponse:
+    """`<script src="https://<api>/widget.js" data-key="<widget public key>" async></script>` on any page."""
+    return FileResponse(STATIC / "widget.js", media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/widget/demo", response_class=HTMLResponse, summary="A page with the widget, to try it")
+async def widget_demo(key: str = Query(..., description="The widget's public key")) -> HTMLResponse:
+    found = await run_in_threadpool(webchat.widget, key)
+    safe_key = json.dumps(key)[1:-1].replace("<", "")
+    return HTMLResponse(f"""<!doctype html><html><head><meta charset="utf-8"><title>{found.business}</title></head>
+<body style="font-family:system-ui;margin:3rem"><h1>{found.business}</h1>
+<p>This page embeds the LeadPilot chat widget: open it from the button in the corner.</p>
+<script src="/widget.js" data-key="{safe_key}" async></script></body></html>""")
+
+
+async def _subscribe(channels: list[str]) -> Any:
+    """A Redis subscription, live before anything is read from the database (so nothing falls in between)."""
+    client = aioredis.Redis.from_url(ensure_infra().redis_url)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(*channels)
+    return pubsub
+
+
+async def _pump(socket: WebSocket, pubsub: Any, filter_: Any = None) -> None:
+    """Forward every event of the subscription to the socket until it closes."""
+    try:
+        async for item in pubsub.listen():
+            if item.get("type") != "message":
+                continue
+            event = json.loads(item["data"])
+            if filter_ is None or filter_(event):
+                await socket.send_text(json.dumps(event))
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+
+
+async def _error(socket: WebSocket, exc: DomainError) -> None:
+    await socket.send_json({"type": "error", "status": exc.status, "title": exc.title, "detail": exc.detail})
+
+
+@router.websocket("/widget/ws")
+async def widget_socket(socket: WebSocket, key: str, token: str | None = None) -> None:
+    """One visitor's chat (see the module docstring for the protocol)."""
+    await socket.accept()
+    relay: asyncio.Task[None] | None = None
+    try:
+        try:
+            found = await run_in_threadpool(webchat.widget, key)
+            visitor = await run_in_threadpool(webchat.resume, key, token) if token else None
+        except DomainError as exc:
+            if token and not isinstance(exc, NotFound):  # a stale or foreign token: start over
+                found, visitor = await run_in_threadpool(webchat.widget, key), None
+            else:
+                await _error(socket, exc)
+                await socket.close(code=4404 if isinstance(exc, NotFound) else 4403)
+                return
+        await socket.send_json({"type": "hello", "widget": found.public(), "session": visitor is not None})
+
+        def own(event: dict[str, Any]) -> bool:  # the lead's own typing is not echoed back to them
+            return not (event.get("type") == "typing" and event.get("who") == "contact")
+
+        async def begin(current: webchat.Visitor) -> asyncio.Task[None]:
+            pubsub = await _subscribe([realtime.conversation_channel(current.conversation_id)])
+            task = asyncio.create_task(_pump(socket, pubsub, own))
+            transcript = await run_in_threadpool(webchat.transcript, current)
+            await socket.send_json({"type": "transcript", "messages": transcript})
+            return task
+
+        if visitor is not None:
+            relay = await begin(visitor)
+        while True:
+            data = await socket.receive_json()
+            kind = data.get("type")
+            try:
+                if kind == "start" and visitor is None:
+                    new_token, visitor = await run_in_threadpool(
+                        lambda: webchat.start(key, name=data.get("name"), email=data.get("email")))
+                    await socket.send_json({"type": "session", "token": new_token})
+                    relay = await begin(visitor)
+                elif kind == "message" and visitor is not None:
+                    ack = await run_in_threadpool(webchat.say, visitor, str(data.get("body") or ""),
+                                                  str(data.get("client_id") or uuid.uuid4().hex))
+                    await socket.send_json({"type": "ack", **ack})
+                elif kind == "typing" and visitor is not None:
+                    await run_in_threadpool(realtime.typing, visitor.widget.sub_account_id,
+                                            visitor.conversation_id, "contact", bool(data.get("on", True)))
+                elif kind == "ping":
+                    await socket.send_json({"type": "pong"})
+            except DomainError as exc:
+                await _error(socket, exc)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if relay is not None:
+            relay.cancel()
+
+
+@router.websocket("/v1/ws/inbox")
+async def inbox_socket(socket: WebSocket, sub_account_id: uuid.UUID, access_token: str | None = None) -> None:
+    """A staff inbox's live feed of one sub-account: every new message, status change and typing signal.
+    Authenticated with an API key (`Authorization: Bearer` or `?access_token=`), needing
+    `conversations.read` in that sub-account."""
+    header = socket.headers.get("authorization", "")
+    secret = access_token or (header[7:] if header.lower().startswith("bearer ") else "")
+    try:
+        who = await run_in_threadpool(authenticate, secret)
+        if "conversations.read" not in who.permissions_in(sub_account_id):
+            raise NotFound("No such sub-account.")
+    except DomainError as exc:
+        await socket.close(code=4401 if exc.status == 401 else 4404, reason=exc.detail[:120] if exc.detail else None)
+        return
+    await socket.accept()
+    relay = asyncio.create_task(_pump(socket, await _subscribe([realtime.sub_channel(sub_account_id)])))
+    try:
+        while True:
+            data = await socket.receive_json()
+            if data.get("type") == "ping":
+                await socket.send_json({"type": "pong"})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        relay.cancel()
