@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import uuid
@@ -116,7 +117,7 @@ async def widget_socket(socket: WebSocket, key: str, token: str | None = None) -
             try:
                 if kind == "start" and visitor is None:
                     new_token, visitor = await run_in_threadpool(
-                        lambda: webchat.start(key, name=data.get("name"), email=data.get("email")))
+                        functools.partial(webchat.start, key, name=data.get("name"), email=data.get("email")))
                     await socket.send_json({"type": "session", "token": new_token})
                     relay = await begin(visitor)
                 elif kind == "message" and visitor is not None:

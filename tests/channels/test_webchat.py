@@ -100,14 +100,14 @@ def test_a_required_pre_chat_form_is_enforced(widget_key: str, demo: Demo) -> No
 
 def test_the_inbox_socket_sees_widget_messages_and_refuses_strangers(widget_key: str, demo: Demo) -> None:
     client = TestClient(app)
-    with pytest.raises(WebSocketDisconnect) as refused:
-        with client.websocket_connect(f"/v1/ws/inbox?sub_account_id={demo.a}&access_token=lp_bad_key") as socket:
-            socket.receive_json()
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
+            f"/v1/ws/inbox?sub_account_id={demo.a}&access_token=lp_bad_key") as socket:
+        socket.receive_json()
     assert refused.value.code == 4401
     outsider = key_for(demo, "bob@restaurant.com")["Authorization"].removeprefix("Bearer ")  # restaurant B
-    with pytest.raises(WebSocketDisconnect) as hidden:
-        with client.websocket_connect(f"/v1/ws/inbox?sub_account_id={demo.a}&access_token={outsider}") as socket:
-            socket.receive_json()
+    with pytest.raises(WebSocketDisconnect) as hidden, client.websocket_connect(
+            f"/v1/ws/inbox?sub_account_id={demo.a}&access_token={outsider}") as socket:
+        socket.receive_json()
     assert hidden.value.code == 4404
     staff = key_for(demo, "jane@restaurant.com")["Authorization"]
     with client.websocket_connect(f"/v1/ws/inbox?sub_account_id={demo.a}",
