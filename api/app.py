@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+import anyio.to_thread
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health
 from api.problems import install_problem_handlers
@@ -31,11 +34,48 @@ A missing or bad key is 401; a sub-account out of reach is 404; a missing permis
 `permission` it needed."""
 
 
+class AccessLog:
+    """One JSON log line per request with its request id (echoed as `x-request-id`). A plain ASGI middleware:
+    Starlette's `@app.middleware("http")` wraps every response in extra tasks and streams."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), None) or uuid.uuid4().hex
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                log.info("request", extra={"request_id": request_id, "method": scope["method"], "path": scope["path"],
+                                           "status": status, "ms": round((time.perf_counter() - started) * 1000, 1)})
+
+
 def create_app() -> FastAPI:
     """Build the API application."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    app = FastAPI(title="LeadPilot API", version="0.1.0", description=DESCRIPTION)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # blocking handlers run in a thread pool; as many threads as pooled connections, so none waits on a
+        # connection it cannot get and none is opened and closed again per request
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        yield
+
+    app = FastAPI(title="LeadPilot API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(webhooks.router)
@@ -43,18 +83,7 @@ def create_app() -> FastAPI:
     for module in (crm, calendars, pipelines, payments, reporting, knowledge, analyst):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["x-request-id"] = request_id
-        log.info("request", extra={
-            "request_id": request_id, "method": request.method, "path": request.url.path,
-            "status": response.status_code, "ms": round((time.perf_counter() - started) * 1000, 1),
-        })
-        return response
-
+    app.add_middleware(AccessLog)
     return app
 
 

@@ -85,13 +85,13 @@ def store_message(session: Session, conversation: Conversation, *, idempotency_k
     """Store one inbound message (once per idempotency key, also under concurrent retries) and bring the
     conversation up to date; the realtime event goes out after the commit."""
     now = now or datetime.now(UTC)
-    inserted = session.execute(pg_insert(Message).values(
+    message = session.scalars(pg_insert(Message).values(
         sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
         channel_id=conversation.channel_id, contact_id=conversation.contact_id, direction="inbound",
         sender_type="contact", sender_id=conversation.contact_id, body=body, status="received",
         provider_message_id=provider_message_id, idempotency_key=idempotency_key, **fields,
-    ).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message.id)).scalar()
-    if inserted is None:  # a concurrent retry stored it first
+    ).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message)).first()
+    if message is None:  # a concurrent retry stored it first
         found = existing(session, idempotency_key)
         assert found is not None
         return found
@@ -99,10 +99,8 @@ def store_message(session: Session, conversation: Conversation, *, idempotency_k
     conversation.unread_count += 1
     if conversation.status == "resolved":
         conversation.status, conversation.resolved_at = "open", None
-    message = session.get(Message, inserted)
-    assert message is not None
     realtime.message_event(session, message)
-    return Stored(inserted, conversation.id, True)
+    return Stored(message.id, conversation.id, True)
 
 
 def queue_turn(session: Session, conversation: Conversation, message_id: uuid.UUID, *, agency_id: uuid.UUID,

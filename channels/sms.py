@@ -6,6 +6,7 @@ rules': STOP and friends set do-not-disturb (confirmed once), START/UNSTOP lift 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,8 +44,22 @@ class Inbound:
     sub_account_id: uuid.UUID | None = None
 
 
+ROUTE_TTL_S = 30.0  # a number moved to another sub-account, or switched off, routes anew within this time
+_routes: dict[str, tuple[float, Channel, uuid.UUID]] = {}
+
+
 def _route(to_number: str) -> tuple[Channel, uuid.UUID]:
-    """The SMS channel of a number and its agency (before any tenant is known: owner role, one lookup)."""
+    """The SMS channel of a number and its agency (before any tenant is known: owner role, one lookup),
+    remembered for ROUTE_TTL_S: every inbound text needs it, and numbers rarely move."""
+    cached = _routes.get(to_number)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1], cached[2]
+    channel, agency_id = _lookup(to_number)
+    _routes[to_number] = (time.monotonic() + ROUTE_TTL_S, channel, agency_id)
+    return channel, agency_id
+
+
+def _lookup(to_number: str) -> tuple[Channel, uuid.UUID]:
     with owner_session() as session:
         found = session.execute(select(Channel, SubAccount.agency_id).join(
             SubAccount, SubAccount.id == Channel.sub_account_id).where(

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # threads for blocking request handlers per API process; the database pools hold as many connections
+    api_threads: int = 16
     log_level: str = "INFO"
     secret_key: str = "dev-only-change-me"
 

@@ -68,7 +68,10 @@ def app_url() -> str:
 
 
 def _engine(url: str, **kw: Any) -> Engine:
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kw)
+    # one pooled connection per request thread (settings.api_threads) plus a few for workers' helper threads:
+    # connections stay open instead of being opened and closed per request under load
+    size = get_settings().api_threads
+    return create_engine(url, pool_pre_ping=True, pool_size=size, max_overflow=4, **kw)
 
 
 @lru_cache
