@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -21,8 +21,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
@@ -230,6 +237,29 @@ class LocalPolicyModel(BaseChatModel):
         message.usage_metadata = {"input_tokens": tokens, "output_tokens": len(str(message.content).split()),
                                   "total_tokens": tokens + len(str(message.content).split())}
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        """The same decision, streamed: a reply word by word (a webchat lead watches it arrive), a tool call in
+        one chunk. Only runs that stream (the graph's `messages` mode) take this path."""
+        message = self._generate(messages, stop, None, **kwargs).generations[0].message
+        assert isinstance(message, AIMessage)
+        if message.tool_calls or not message.content:
+            yield ChatGenerationChunk(message=AIMessageChunk(
+                content=message.content, response_metadata=message.response_metadata,
+                usage_metadata=message.usage_metadata, tool_call_chunks=[
+                    {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i,
+                     "type": "tool_call_chunk"} for i, c in enumerate(message.tool_calls)]))
+            return
+        pieces = re.split(r"(?<=\s)(?=\S)", str(message.content))
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            chunk = ChatGenerationChunk(message=AIMessageChunk(
+                content=piece, response_metadata=message.response_metadata if last else {},
+                usage_metadata=message.usage_metadata if last else None))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
 
     # ------------------------------------------------------------------ the policy
     def _call(self, name: str, args: dict[str, Any], confidence: float, intent: str) -> AIMessage:

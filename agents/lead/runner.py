@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.types import Command
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -146,6 +146,35 @@ def _unanswered(session: Session, inbound: Message) -> list[str] | None:
     return [b for b in bodies if b.strip()] or [inbound.body]
 
 
+def _run(graph: Any, graph_input: Any, config: dict[str, Any], stream_to: Any = None) -> Any:
+    """Run the graph to its end (or its interrupt) and return the state; with `stream_to`, every piece of text
+    the agent's model writes is handed to it as it comes (tool calls are not: they are not for the lead)."""
+    if stream_to is None:
+        return graph.invoke(graph_input, config)
+    state: Any = {}
+    for mode, payload in graph.stream(graph_input, config, stream_mode=["messages", "values"]):
+        if mode == "values":
+            state = payload
+            continue
+        chunk, meta = payload
+        if (meta.get("langgraph_node") == "agent" and isinstance(chunk, AIMessageChunk) and chunk.content
+                and not chunk.tool_call_chunks):
+            stream_to(str(chunk.content))
+    return state
+
+
+def _delta_publisher(sub_account_id: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID) -> Any:
+    from channels import realtime
+
+    channels = [realtime.sub_channel(sub_account_id), realtime.conversation_channel(conversation_id)]
+
+    def publish(delta: str) -> None:
+        realtime.publish(channels, {"type": "message.delta", "conversation_id": str(conversation_id),
+                                    "in_reply_to": str(message_id), "delta": delta})
+
+    return publish
+
+
 def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id: uuid.UUID,
              message_id: uuid.UUID, graph: Any = None, now: datetime | None = None) -> TurnResult:
     """Answer one stored inbound message. Safe to run again for the same message: an existing reply is
@@ -172,15 +201,18 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
     realtime.typing(sub_account_id, conversation_id, "bot", True)
     graph = graph or lead_graph()
     config = {"configurable": configurable}
+    # a webchat lead on autopilot watches the reply arrive as the model writes it (never a draft for approval)
+    stream_to = (_delta_publisher(sub_account_id, conversation_id, message_id)
+                 if configurable["channel"] == "webchat" and mode == "autopilot" else None)
     pending = graph.get_state(config)
     last = next((m for m in reversed(pending.values.get("messages", [])) if isinstance(m, HumanMessage)), None)
     this_turn = last is not None and last.id == str(message_id)
     if this_turn and pending.next and not pending.interrupts:
-        state = graph.invoke(None, config)  # the same turn died mid-way: continue from its checkpoint
+        state = _run(graph, None, config, stream_to)  # the same turn died mid-way: continue from its checkpoint
     elif this_turn and (not pending.next or pending.interrupts):
         state = pending.values  # the turn finished but its reply was never stored: store that one, run nothing
     else:
-        state = graph.invoke({"messages": [HumanMessage(content=body, id=str(message_id))]}, config)
+        state = _run(graph, {"messages": [HumanMessage(content=body, id=str(message_id))]}, config, stream_to)
     reply, decision = state.get("reply", ""), state.get("decision", "answer")
     with tenant_session(scope) as session:
         conversation = session.get(Conversation, conversation_id)

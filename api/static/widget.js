@@ -76,6 +76,7 @@
       if (mine) el.style.background = (state.widget && state.widget.color) || "#2563eb";
       el.setAttribute("data-direction", m.direction);
       el.setAttribute("data-sender", m.sender_type);
+      if (m.streaming) el.setAttribute("data-streaming", "1");
       el.textContent = m.body;
       log.appendChild(el);
     });
@@ -141,9 +142,22 @@
           else { state.order[at] = data.id; pending.pending = false; pending.id = data.id; state.messages[data.id] = pending; }
         }
         render();
+      } else if (data.type === "message.delta") {
+        // the agent's reply as it is written; replaced by the stored message when that arrives
+        showTyping(false);
+        var key = "stream:" + data.in_reply_to, live = state.messages[key];
+        upsert({body: ((live && live.body) || "") + data.delta, direction: "outbound", sender_type: "bot",
+                streaming: true}, key);
+        render();
       } else if (data.type === "message.created" || data.type === "message.updated") {
         var m = data.message;
-        if (m.direction === "outbound") showTyping(false);
+        if (m.direction === "outbound") {
+          showTyping(false);
+          state.order = state.order.filter(function (k) {
+            if (state.messages[k].streaming) { delete state.messages[k]; return false; }
+            return true;
+          });
+        }
         upsert(m); render();
       } else if (data.type === "typing") {
         showTyping(data.on && data.who !== "contact");

@@ -112,6 +112,11 @@ def test_a_visitor_chats_reloads_and_sees_the_transcript_and_the_reply(customer_
             page.goto(customer_site)
             page.locator("button.launcher").click()
             expect(page.locator(".head .biz")).to_have_text("Restaurant Location A")
+            page.evaluate("""() => {  // notice the reply streaming in, before the stored message replaces it
+                const root = document.querySelector('#leadpilot-widget').shadowRoot;
+                new MutationObserver(() => { if (root.querySelector('[data-streaming]')) window.sawStream = true; })
+                    .observe(root, {childList: true, subtree: true});
+            }""")
             page.locator("textarea").fill("what time do you open on sundays?")
             page.locator("textarea").press("Enter")
             mine = page.locator(".msg[data-direction=inbound]")
@@ -119,6 +124,7 @@ def test_a_visitor_chats_reloads_and_sees_the_transcript_and_the_reply(customer_
             reply = page.locator(".msg[data-direction=outbound]")
             expect(reply).to_contain_text(["Sunday 10:00-21:00"], timeout=30_000)  # from the agent, via a worker
             assert page.evaluate("Object.keys(localStorage).some(k => k.endsWith(':token'))")
+            assert page.evaluate("window.sawStream === true")
 
             page.reload()
             expect(page.locator(".panel")).to_have_class("panel open")  # still open after the reload
