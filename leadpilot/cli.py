@@ -253,6 +253,13 @@ def run(
     console.print(f"API        {base}\nDocs       {base}/docs\nReadiness  {base}/readyz")
     console.print(f"Postgres   {urls.database_url}\nRedis      {urls.redis_url}")
     with owner_session() as session:
+        from models.conversations import Channel
+
+        widget_key = session.scalars(select(Channel.address).where(Channel.channel_type == "webchat")
+                                     .order_by(Channel.created_at).limit(1)).first()
+        if widget_key:
+            console.print(f"Webchat    {base}/widget/demo?key={widget_key}  (the widget on a demo page; embed it "
+                          f"with <script src=\"{base}/widget.js\" data-key=\"{widget_key}\" async></script>)")
         rows = session.execute(select(User.email, Role.name).join(Role, Role.id == User.role_id)
                                .order_by(Role.name, User.email)).all()
     _print_logins([(email, DEMO_PASSWORD, role) for email, role in rows])
