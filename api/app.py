@@ -14,7 +14,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health
 from api.problems import install_problem_handlers
-from api.routers import analyst, calendars, crm, knowledge, payments, pipelines, reporting, webhooks, widget
+from api.routers import (
+    analyst,
+    auth,
+    calendars,
+    crm,
+    inbox,
+    knowledge,
+    payments,
+    pipelines,
+    reporting,
+    webhooks,
+    widget,
+)
 from leadpilot.logs import configure_logging
 from leadpilot.settings import get_settings
 
@@ -80,7 +92,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(widget.router)
-    for module in (crm, calendars, pipelines, payments, reporting, knowledge, analyst):
+    for module in (auth, inbox, crm, calendars, pipelines, payments, reporting, knowledge, analyst):
         app.include_router(module.router)
 
     app.add_middleware(AccessLog)

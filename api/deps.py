@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,11 +22,26 @@ from services.errors import Forbidden, NotFound, Unauthorized
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer lp_<prefix>_<secret>`.")
 
 
-def principal(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-    """The authenticated caller (401 without a valid key)."""
-    if credentials is None:
-        raise Unauthorized("Send an API key as 'Authorization: Bearer lp_...'.")
-    return authenticate(credentials.credentials)
+SESSION_COOKIE = "lp_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def principal(request: Request,
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    """The authenticated caller: a bearer API key, or the app's session cookie (401 without either). A
+    cookie-authenticated change must come from our own pages (Origin or Referer on this host): the cookie
+    is SameSite=Lax as well, so another site cannot act with a signed-in user's session."""
+    if credentials is not None:
+        return authenticate(credentials.credentials)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthorized("Sign in, or send an API key as 'Authorization: Bearer lp_...'.")
+    if request.method not in SAFE_METHODS:
+        origin = request.headers.get("origin") or request.headers.get("referer") or ""
+        if urlsplit(origin).netloc != request.headers.get("host", ""):
+            raise Forbidden("Changes made with a session cookie must come from the LeadPilot app itself.",
+                            permission="same-origin")
+    return authenticate(cookie)
 
 
 @dataclass(frozen=True)

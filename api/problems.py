@@ -50,6 +50,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         response = problem(exc.status, exc.detail, title=exc.title, instance=request.url.path, **exc.extra)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="leadpilot"'
+        if exc.status == 429 and "retry_after" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retry_after"])
         return response
 
     @app.exception_handler(IntegrityError)

@@ -38,6 +38,12 @@ def open_handoff(*, session: Session, conversation_id: uuid.UUID, reason: str, s
     session.flush()
     agent_id = ai_agent_id or (config.ai_agent_id if config else None)
     _apply_agent_settings(session, handoff, conversation, reason, agent_id, handoff.requested_at)
+    from channels import realtime
+    from models.db import after_commit
+
+    event = {"type": "handoff.opened", "conversation_id": str(conversation.id), "handoff_id": str(handoff.id),
+             "reason": reason, "summary": summary, "requested_at": handoff.requested_at.isoformat()}
+    after_commit(session, lambda: realtime.publish([realtime.sub_channel(conversation.sub_account_id)], event))
     return handoff, True
 
 

@@ -22,16 +22,18 @@ import logging
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 
+from api.deps import SESSION_COOKIE
 from channels import realtime, webchat
 from leadpilot.infra import ensure_infra
 from services.access import authenticate
-from services.errors import DomainError, NotFound
+from services.errors import DomainError, NotFound, Unauthorized
 
 router = APIRouter(tags=["webchat"])
 log = logging.getLogger("leadpilot.widget")
@@ -141,11 +143,18 @@ async def widget_socket(socket: WebSocket, key: str, token: str | None = None) -
 @router.websocket("/v1/ws/inbox")
 async def inbox_socket(socket: WebSocket, sub_account_id: uuid.UUID, access_token: str | None = None) -> None:
     """A staff inbox's live feed of one sub-account: every new message, status change and typing signal.
-    Authenticated with an API key (`Authorization: Bearer` or `?access_token=`), needing
+    Authenticated with an API key (`Authorization: Bearer` or `?access_token=`) or the app's session cookie,
+    needing
     `conversations.read` in that sub-account."""
     header = socket.headers.get("authorization", "")
     secret = access_token or (header[7:] if header.lower().startswith("bearer ") else "")
     try:
+        if not secret and (cookie := socket.cookies.get(SESSION_COOKIE)):
+            # the app's session cookie: only from our own pages (no cross-site websocket hijacking)
+            origin = socket.headers.get("origin")
+            if origin and urlsplit(origin).netloc != socket.headers.get("host", ""):
+                raise Unauthorized("This socket only opens from the LeadPilot app.")
+            secret = cookie
         who = await run_in_threadpool(authenticate, secret)
         if "conversations.read" not in who.permissions_in(sub_account_id):
             raise NotFound("No such sub-account.")

@@ -1,0 +1,132 @@
+"""Staff sign-in (argon2, session cookie, rate limit, same-origin changes) and the live inbox API end to end:
+a lead asks for a person, the handoff shows in needs-human and on the inbox socket, two staff race to claim
+it (one wins), the reply leaves through the outbound path, and returning it to the AI resumes the graph."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import app
+from channels import outbound
+from models.conversations import ConversationAIConfig, Handoff, Message
+from models.db import owner_session
+from models.sandbox import SandboxDelivery
+from services.auth import MAX_FAILURES
+
+pytestmark = pytest.mark.integration
+PASSWORD = "demo1234"
+ORIGIN = {"Origin": "http://testserver"}
+
+
+def signed_in(email: str) -> TestClient:
+    client = TestClient(app)
+    response = client.post("/auth/sign-in", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return client
+
+
+def test_sign_in_sets_a_session_cookie_and_sign_out_ends_it(demo) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(app)
+    wrong = client.post("/auth/sign-in", json={"email": "john@restaurant.com", "password": "nope"})
+    assert wrong.status_code == 401 and wrong.headers["content-type"] == "application/problem+json"
+    response = client.post("/auth/sign-in", json={"email": "JOHN@restaurant.com", "password": PASSWORD})
+    cookie = response.headers["set-cookie"]
+    assert response.status_code == 200 and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert [s["name"] for s in response.json()["sub_accounts"]] == ["Restaurant Location A"]  # a client user
+    assert client.get("/auth/me").json()["user"]["email"] == "john@restaurant.com"
+    admin = signed_in("admin@digitalmarketing.com").get("/auth/me").json()
+    assert {s["name"] for s in admin["sub_accounts"]} == {"Restaurant Location A", "Restaurant Location B"}
+    assert client.post("/auth/sign-out", headers=ORIGIN).status_code == 204
+    client.cookies.set("lp_session", cookie.split(";")[0].split("=", 1)[1])  # the old cookie, replayed
+    assert client.get("/auth/me").status_code == 401
+
+
+def test_sign_in_is_rate_limited(demo) -> None:  # type: ignore[no-untyped-def]
+    client, email = TestClient(app), f"guess-{uuid.uuid4().hex[:6]}@example.com"
+    for _ in range(MAX_FAILURES):
+        assert client.post("/auth/sign-in", json={"email": email, "password": "x"}).status_code == 401
+    blocked = client.post("/auth/sign-in", json={"email": email, "password": "x"})
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+
+
+def test_cookie_changes_must_come_from_the_app(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    turn("can I talk to a real person please")
+    client = signed_in("jane@restaurant.com")
+    url = f"/v1/sub-accounts/{lead.demo.a}/inbox/conversations/{lead.conversation_id}/claim"
+    refused = client.post(url, headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403 and refused.json()["permission"] == "same-origin"
+    assert client.post(url, headers=ORIGIN).status_code == 200
+
+
+def test_the_handoff_flow_through_the_inbox(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    sub = lead.demo.a
+    base = f"/v1/sub-accounts/{sub}/inbox"
+    jane, john = signed_in("jane@restaurant.com"), signed_in("john@restaurant.com")
+    with jane.websocket_connect(f"/v1/ws/inbox?sub_account_id={sub}") as live:
+        live.send_json({"type": "ping"})
+        assert live.receive_json() == {"type": "pong"}
+        assert turn("can I talk to a real person please").decision == "handoff"
+        events = [live.receive_json()]
+        while events[-1]["type"] != "handoff.opened" and len(events) < 10:
+            events.append(live.receive_json())
+    assert events[-1]["type"] == "handoff.opened" and events[-1]["conversation_id"] == str(lead.conversation_id)
+
+    queue = jane.get(f"{base}/conversations", params={"view": "needs_human"}).json()
+    mine = next(c for c in queue if c["id"] == str(lead.conversation_id))
+    assert mine["handoff"]["reason"] == "human_requested" and mine["handoff"]["wait_seconds"] >= 0
+
+    results: dict[str, Any] = {}
+
+    def claim(name: str, client: TestClient) -> None:
+        results[name] = client.post(f"{base}/conversations/{lead.conversation_id}/claim", headers=ORIGIN)
+
+    racers = [threading.Thread(target=claim, args=(n, c)) for n, c in (("jane", jane), ("john", john))]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    codes = sorted(r.status_code for r in results.values())
+    assert codes == [200, 409]  # exactly one of two simultaneous claims wins
+    winner = jane if results["jane"].status_code == 200 else john
+    loser = results["john" if winner is jane else "jane"].json()
+    assert "already claimed" in loser["detail"]
+
+    detail = winner.get(f"{base}/conversations/{lead.conversation_id}").json()
+    assert detail["handoff"]["claimed_by"] and detail["contact"]["email"]
+    assert winner.post(f"{base}/conversations/{lead.conversation_id}/notes", headers=ORIGIN,
+                       json={"body": "VIP, be nice"}).status_code == 201
+    sent = winner.post(f"{base}/conversations/{lead.conversation_id}/reply", headers=ORIGIN,
+                       json={"body": "Hi, this is the manager. We don't sell insurance, sorry!"})
+    assert sent.status_code == 201
+    assert outbound.deliver(lead.scope, uuid.UUID(sent.json()["id"])).outcome == "sent"  # as the worker does
+    with owner_session() as session:
+        delivery = session.scalars(select(SandboxDelivery).where(
+            SandboxDelivery.request["message_id"].astext == sent.json()["id"])).one()
+        note = session.scalars(select(Message).where(Message.conversation_id == lead.conversation_id,
+                                                     Message.content_type == "note")).one()
+    assert "manager" in delivery.request["body"] and note.status == "sent"
+
+    back = winner.post(f"{base}/conversations/{lead.conversation_id}/return-to-ai", headers=ORIGIN)
+    assert back.status_code == 200
+    with owner_session() as session:
+        config = session.scalars(select(ConversationAIConfig).where(
+            ConversationAIConfig.conversation_id == lead.conversation_id)).one()
+        handoff = session.scalars(select(Handoff).where(Handoff.conversation_id == lead.conversation_id)).one()
+    assert config.is_active and handoff.status == "returned_to_ai"
+    assert turn("ok, and do you have parking?").decision == "answer"  # the AI answers the next message
+
+
+def test_other_sub_accounts_and_missing_permissions(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    bob = signed_in("bob@restaurant.com")  # restaurant B's manager
+    base = f"/v1/sub-accounts/{lead.demo.a}/inbox"
+    assert bob.get(f"{base}/conversations").status_code == 404
+    assert bob.post(f"{base}/conversations/{lead.conversation_id}/claim", headers=ORIGIN).status_code == 404
+    own = f"/v1/sub-accounts/{lead.demo.b}/inbox/conversations/{lead.conversation_id}"
+    assert bob.get(own).status_code == 404  # A's conversation through B's path: row-level security hides it
+    assert TestClient(app).get(f"{base}/conversations").status_code == 401
