@@ -21,6 +21,7 @@ from api.routers import (
     crm,
     inbox,
     knowledge,
+    pages,
     payments,
     pipelines,
     reporting,
@@ -92,6 +93,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(widget.router)
+    app.include_router(pages.router)
     for module in (auth, inbox, crm, calendars, pipelines, payments, reporting, knowledge, analyst):
         app.include_router(module.router)
 

@@ -130,7 +130,9 @@ def conversation(*, session: Session, conversation_id: uuid.UUID, now: datetime 
         "handoff": {"id": str(handoff.id), "reason": handoff.reason, "summary": handoff.summary,
                     "detail": handoff.reason_detail, "status": handoff.status,
                     "requested_at": handoff.requested_at.isoformat(),
-                    "claimed_by": str(handoff.claimed_by) if handoff.claimed_by else None} if handoff else None,
+                    "claimed_by": str(handoff.claimed_by) if handoff.claimed_by else None,
+                    "claimed_by_name": _user_names(session, {handoff.claimed_by}).get(handoff.claimed_by)
+                    if handoff.claimed_by else None} if handoff else None,
         "suggestion": {"id": str(suggestion.id), "body": suggestion.body} if suggestion else None,
         "messages": [{**realtime.message_payload(m), "sender_name": users.get(m.sender_id) if m.sender_id else None,
                       "error": m.error_message} for m in messages],

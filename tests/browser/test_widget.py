@@ -4,75 +4,20 @@ and after a reload the transcript (and the reply) are still there."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
-from leadpilot.settings import PROJECT_ROOT
 from models.conversations import Channel
 from models.db import owner_session
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import Demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _spawn(args: list[str], log_name: str, **env: str) -> subprocess.Popen[bytes]:
-    log = open(PROJECT_ROOT / ".leadpilot" / "test" / log_name, "ab")  # noqa: SIM115 (the process owns it)
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=PROJECT_ROOT, env={**os.environ, **env},
-                            start_new_session=True, stdout=log, stderr=log)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-@pytest.fixture(scope="module")
-def api_url() -> Iterator[str]:
-    """The real API (uvicorn) and a real worker, as `make run` starts them."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    api = _spawn(["uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)], "browser-api.log",
-                 PUBLIC_BASE_URL=url)
-    worker = _spawn(["celery", "-A", "workers.app", "worker", "-Q", "agent,outbound,default", "--pool", "threads",
-                     "-c", "2", "--without-heartbeat", "--without-mingle", "--without-gossip"], "browser-worker.log")
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the API did not start")
-        yield url
-    finally:
-        _stop(api)
-        _stop(worker)
 
 
 @pytest.fixture

@@ -1,0 +1,259 @@
+/* LeadPilot staff app: sign-in and the live inbox. Talks to the REST API with the session cookie and follows
+ * the sub-account's inbox socket, so new messages, handoffs, claims and delivery statuses appear without a
+ * reload. No framework, no CDN. */
+(function () {
+  "use strict";
+  var $ = function (sel, el) { return (el || document).querySelector(sel); };
+  var page = document.body.getAttribute("data-page");
+
+  function api(method, path, body) {
+    return fetch(path, {method: method, credentials: "same-origin",
+                        headers: body ? {"Content-Type": "application/json"} : {},
+                        body: body ? JSON.stringify(body) : undefined})
+      .then(function (r) {
+        if (r.status === 401) { location.href = "/app/sign-in"; throw new Error("signed out"); }
+        if (r.status === 204) return null;
+        return r.json().then(function (data) {
+          if (!r.ok) { var e = new Error(data.detail || data.title); e.status = r.status; e.data = data; throw e; }
+          return data;
+        });
+      });
+  }
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+  function ago(seconds) {
+    if (seconds < 60) return seconds + "s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + "m";
+    return Math.floor(seconds / 3600) + "h " + Math.floor((seconds % 3600) / 60) + "m";
+  }
+
+  if (page === "signin") {
+    $("#signin").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var form = ev.target;
+      api("POST", "/auth/sign-in", {email: form.email.value, password: form.password.value})
+        .then(function () { location.href = "/app/inbox"; })
+        .catch(function (e) { $(".error").textContent = e.message; });
+    });
+    return;
+  }
+
+  var state = {me: null, sub: null, view: "needs_human", open: null, ws: null, retry: 0, users: {}};
+
+  function base() { return "/v1/sub-accounts/" + state.sub + "/inbox"; }
+
+  function loadList() {
+    var params = new URLSearchParams({view: state.view});
+    if ($("#search").value.trim()) params.set("q", $("#search").value.trim());
+    return api("GET", base() + "/conversations?" + params).then(function (rows) {
+      var list = $("#list");
+      list.innerHTML = "";
+      rows.forEach(function (c) {
+        var item = el("li", {"data-id": c.id, "class": "conv" + (c.id === state.open ? " open" : "")});
+        var head = el("div", {"class": "who"}, c.contact.name || c.contact.phone || c.contact.email);
+        head.appendChild(el("span", {"class": "chan"}, c.channel));
+        item.appendChild(head);
+        if (c.handoff) {
+          var h = el("div", {"class": "handoff"}, c.handoff.reason.replace(/_/g, " ") + " · waiting " +
+                     ago(c.handoff.wait_seconds));
+          if (c.handoff.claimed_by) h.appendChild(el("span", {"class": "claimed"},
+            " · claimed by " + (state.users[c.handoff.claimed_by] || "a colleague")));
+          item.appendChild(h);
+        }
+        if (c.last_message) item.appendChild(el("div", {"class": "last"}, c.last_message.body));
+        item.addEventListener("click", function () { openConversation(c.id); });
+        list.appendChild(item);
+      });
+      if (state.view === "needs_human") $("#count-needs_human").textContent = rows.length ? "(" + rows.length + ")" : "";
+    });
+  }
+
+  function openConversation(id) {
+    state.open = id;
+    Array.prototype.forEach.call(document.querySelectorAll(".conv"), function (n) {
+      n.classList.toggle("open", n.getAttribute("data-id") === id);
+    });
+    return api("GET", base() + "/conversations/" + id).then(renderConversation);
+  }
+
+  function button(label, cls, handler) {
+    var b = el("button", {"class": cls}, label);
+    b.addEventListener("click", function () {
+      b.disabled = true;
+      Promise.resolve(handler()).catch(function (e) { flash(e.message); })
+        .then(function () { b.disabled = false; });
+    });
+    return b;
+  }
+  function flash(text) {
+    var f = $("#flash");
+    if (f) { f.textContent = text; f.hidden = false; }
+  }
+
+  function renderConversation(c) {
+    var pane = $("#pane");
+    pane.innerHTML = "";
+    pane.setAttribute("data-id", c.id);
+    var head = el("div", {"class": "pane-head"});
+    head.appendChild(el("h2", {}, c.contact.name));
+    head.appendChild(el("span", {"class": "status"}, c.status + " · " + c.channel +
+      (c.ai ? " · AI " + (c.ai.active ? c.ai.mode : "paused") : "")));
+    pane.appendChild(head);
+    var flashBox = el("p", {id: "flash", "class": "flash", role: "alert"});
+    flashBox.hidden = true;
+    pane.appendChild(flashBox);
+    if (c.handoff) {
+      var box = el("div", {"class": "handoff-box"});
+      box.appendChild(el("strong", {}, "Handed off: " + c.handoff.reason.replace(/_/g, " ")));
+      if (c.handoff.summary) box.appendChild(el("p", {}, c.handoff.summary));
+      if (c.handoff.claimed_by) {
+        box.appendChild(el("p", {"class": "claimed-by"}, "Claimed by " +
+          (c.handoff.claimed_by === state.me.user.id ? "you" : (c.handoff.claimed_by_name || "a colleague"))));
+      } else {
+        box.appendChild(button("Claim", "primary claim", function () {
+          return api("POST", base() + "/conversations/" + c.id + "/claim").then(function () { return refresh(); });
+        }));
+      }
+      pane.appendChild(box);
+    }
+    var log = el("div", {"class": "transcript"});
+    c.messages.forEach(function (m) {
+      var who = m.sender_type === "contact" ? "lead" : m.sender_type === "bot" ? "AI" :
+        m.sender_type === "user" ? (m.sender_name || "staff") : "system";
+      var item = el("div", {"class": "msg " + m.direction + " " + m.sender_type +
+        (m.content_type === "note" ? " note" : "") + (m.status === "pending_approval" ? " draft" : ""),
+        "data-status": m.status});
+      item.appendChild(el("div", {"class": "meta"}, who + " · " + new Date(m.created_at).toLocaleTimeString() +
+        (m.direction === "outbound" && m.content_type !== "note" ? " · " + m.status : "") +
+        (m.content_type === "note" ? " · internal note" : "")));
+      item.appendChild(el("div", {"class": "body"}, m.body));
+      log.appendChild(item);
+    });
+    pane.appendChild(log);
+    if (c.suggestion) {
+      var s = el("div", {"class": "suggestion"});
+      s.appendChild(el("strong", {}, "AI suggestion"));
+      var text = el("textarea", {"class": "suggestion-text"});
+      text.value = c.suggestion.body;
+      s.appendChild(text);
+      s.appendChild(button("Send", "primary", function () {
+        return api("POST", base() + "/conversations/" + c.id + "/suggestions/" + c.suggestion.id,
+                   {action: "approve", body: text.value}).then(refresh);
+      }));
+      s.appendChild(button("Discard", "", function () {
+        return api("POST", base() + "/conversations/" + c.id + "/suggestions/" + c.suggestion.id,
+                   {action: "discard"}).then(refresh);
+      }));
+      pane.appendChild(s);
+    }
+    var composer = el("div", {"class": "composer"});
+    var input = el("textarea", {"class": "reply-text", placeholder: "Reply to the lead (or write a note)"});
+    composer.appendChild(input);
+    var actions = el("div", {"class": "actions"});
+    actions.appendChild(button("Send reply", "primary send-reply", function () {
+      if (!input.value.trim()) return null;
+      return api("POST", base() + "/conversations/" + c.id + "/reply", {body: input.value})
+        .then(function () { input.value = ""; return refresh(); });
+    }));
+    actions.appendChild(button("Add note", "add-note", function () {
+      if (!input.value.trim()) return null;
+      return api("POST", base() + "/conversations/" + c.id + "/notes", {body: input.value})
+        .then(function () { input.value = ""; return refresh(); });
+    }));
+    if (c.handoff || (c.ai && !c.ai.active)) {
+      actions.appendChild(button("Return to AI", "return-ai", function () {
+        return api("POST", base() + "/conversations/" + c.id + "/return-to-ai").then(refresh);
+      }));
+    }
+    if (c.status !== "resolved") {
+      actions.appendChild(button("Resolve", "resolve", function () {
+        return api("POST", base() + "/conversations/" + c.id + "/resolve").then(refresh);
+      }));
+    }
+    composer.appendChild(actions);
+    pane.appendChild(composer);
+    var card = el("aside", {"class": "card"});
+    card.appendChild(el("h3", {}, "Contact"));
+    [["Email", c.contact.email], ["Phone", c.contact.phone], ["Timezone", c.contact.timezone],
+     ["Tags", (c.contact.tags || []).join(", ")]].forEach(function (row) {
+      if (row[1]) card.appendChild(el("p", {}, row[0] + ": " + row[1]));
+    });
+    Object.keys(c.contact.custom_fields || {}).forEach(function (k) {
+      card.appendChild(el("p", {}, k.replace(/_/g, " ") + ": " + JSON.stringify(c.contact.custom_fields[k])));
+    });
+    (c.contact.opportunities || []).forEach(function (o) {
+      card.appendChild(el("p", {}, "Deal: " + o.name + " (" + o.status + ", " + o.value + ")"));
+    });
+    (c.contact.appointments || []).forEach(function (a) {
+      card.appendChild(el("p", {}, "Booked: " + a.title + " " + new Date(a.start).toLocaleString()));
+    });
+    pane.appendChild(card);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function refresh() {
+    var work = [loadList()];
+    if (state.open) work.push(openConversation(state.open));
+    return Promise.all(work);
+  }
+
+  var pending = null;
+  function soon() {  // many events in a burst: one refresh
+    if (pending) return;
+    pending = setTimeout(function () { pending = null; refresh(); }, 120);
+  }
+
+  function connect() {
+    var proto = location.protocol === "https:" ? "wss://" : "ws://";
+    var ws = new WebSocket(proto + location.host + "/v1/ws/inbox?sub_account_id=" + state.sub);
+    state.ws = ws;
+    ws.onopen = function () { state.retry = 0; $("#live").className = "live on"; };
+    ws.onmessage = function (ev) {
+      var data = JSON.parse(ev.data);
+      if (data.type === "typing" || data.type === "message.delta" || data.type === "pong") return;
+      soon();
+    };
+    ws.onclose = function () {
+      $("#live").className = "live off";
+      if (state.ws !== ws) return;
+      setTimeout(connect, Math.min(15000, 500 * Math.pow(2, state.retry++)));
+    };
+  }
+
+  function useSub(id) {
+    state.sub = id; state.open = null;
+    $("#pane").innerHTML = '<p class="empty">Pick a conversation.</p>';
+    if (state.ws) { var old = state.ws; state.ws = null; old.close(); }
+    connect();
+    return loadList();
+  }
+
+  api("GET", "/auth/me").then(function (me) {
+    state.me = me;
+    $("#me").textContent = me.user.name;
+    var select = $("#sub");
+    me.sub_accounts.forEach(function (s) { select.appendChild(el("option", {value: s.id}, s.name)); });
+    select.addEventListener("change", function () { useSub(select.value); });
+    return api("GET", "/v1/sub-accounts/" + me.sub_accounts[0].id + "/inbox/conversations?view=all")
+      .catch(function () { return []; })
+      .then(function () { return useSub(me.sub_accounts[0].id); });
+  });
+  Array.prototype.forEach.call(document.querySelectorAll(".views button"), function (b) {
+    b.addEventListener("click", function () {
+      Array.prototype.forEach.call(document.querySelectorAll(".views button"), function (o) { o.classList.remove("on"); });
+      b.classList.add("on");
+      state.view = b.getAttribute("data-view");
+      loadList();
+    });
+  });
+  $("#search").addEventListener("input", function () { soon(); });
+  $("#signout").addEventListener("click", function () {
+    api("POST", "/auth/sign-out").then(function () { location.href = "/app/sign-in"; });
+  });
+  setInterval(function () { if (state.ws && state.ws.readyState === 1) state.ws.send('{"type":"ping"}'); }, 25000);
+  setInterval(function () { if (state.view === "needs_human") loadList(); }, 30000);  // wait times tick
+})();
