@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -92,3 +92,39 @@ def render_template(t: Annotated[Tenant, Depends(sub_account("reports.read"))], 
     if format == "csv":
         return Response(rendered.csv, media_type="text/csv")
     return Response(json.dumps(rendered.json), media_type="application/json")
+
+
+HANDOFF_DOC = """Time to claim and time to resolve (median, 90th percentile, mean, in seconds), the handoff rate
+(handoffs / conversations the AI worked in the period) overall and by reason, per person who claimed, and per
+sub-account. Default period: the last 30 days. `format=png` returns the chart (handoffs by reason with the
+median time to claim)."""
+
+
+def _handoffs(t: Tenant, start: datetime | None, end: datetime | None, fmt: str) -> Any:
+    from services.handoff_metrics import chart, handoff_metrics
+
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=30)
+    if start >= end:
+        raise InvalidInput("start must be before end.", field="start")
+    with t.session() as s:
+        metrics = handoff_metrics(session=s, start=start, end=end)
+    if fmt == "png":
+        return Response(chart(metrics), media_type="image/png")
+    return metrics
+
+
+@router.get("/v1/sub-accounts/{sub_account_id}/reports/handoffs", summary="Handoff metrics of a sub-account",
+            description=HANDOFF_DOC, response_model=None)
+def sub_account_handoffs(t: Annotated[Tenant, Depends(sub_account("reports.read"))],
+                         start: AwareDatetime | None = None, end: AwareDatetime | None = None,
+                         format: Literal["json", "png"] = "json") -> Any:  # noqa: A002 (the query's name)
+    return _handoffs(t, start, end, format)
+
+
+@router.get("/v1/agency/reports/handoffs", summary="Handoff metrics across the agency", description=HANDOFF_DOC,
+            response_model=None)
+def agency_handoffs(t: Annotated[Tenant, Depends(agency("reports.read"))], start: AwareDatetime | None = None,
+                    end: AwareDatetime | None = None,
+                    format: Literal["json", "png"] = "json") -> Any:  # noqa: A002 (the query's name)
+    return _handoffs(t, start, end, format)

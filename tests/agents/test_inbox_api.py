@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from api.app import app
 from channels import outbound
-from models.conversations import ConversationAIConfig, Handoff, Message
+from models.conversations import Conversation, ConversationAIConfig, Handoff, Message
 from models.db import owner_session
 from models.sandbox import SandboxDelivery
+from models.tenancy import User
 from services.auth import MAX_FAILURES
 
 pytestmark = pytest.mark.integration
@@ -130,3 +131,35 @@ def test_other_sub_accounts_and_missing_permissions(turn, lead) -> None:  # type
     own = f"/v1/sub-accounts/{lead.demo.b}/inbox/conversations/{lead.conversation_id}"
     assert bob.get(own).status_code == 404  # A's conversation through B's path: row-level security hides it
     assert TestClient(app).get(f"{base}/conversations").status_code == 401
+
+
+def test_handoff_metrics_time_to_claim_resolve_and_rate(lead) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from models.db import tenant_session
+    from services import inbox
+    from services.handoff import open_handoff
+
+    asked = datetime(2020, 1, 1, 10, 0, tzinfo=UTC)  # a day no other test uses
+    with tenant_session(lead.scope) as session:
+        jane = session.scalars(select(User.id).where(User.email == "jane@restaurant.com")).one()
+        conversation = session.get(Conversation, lead.conversation_id)
+        session.add(Message(sub_account_id=lead.demo.a, conversation_id=lead.conversation_id,
+                            channel_id=conversation.channel_id, contact_id=lead.contact_id, direction="inbound",
+                            sender_type="contact", body="old message", status="received", created_at=asked))
+        open_handoff(session=session, conversation_id=lead.conversation_id, reason="lack_of_information", now=asked)
+        inbox.claim(session=session, conversation_id=lead.conversation_id, user_id=jane,
+                    now=asked + timedelta(minutes=4))
+        inbox.resolve(session=session, conversation_id=lead.conversation_id, user_id=jane,
+                      now=asked + timedelta(minutes=30))
+    client = signed_in("john@restaurant.com")
+    url = f"/v1/sub-accounts/{lead.demo.a}/reports/handoffs"
+    window = {"start": "2020-01-01T00:00:00Z", "end": "2020-01-02T00:00:00Z"}
+    metrics = client.get(url, params=window).json()
+    assert (metrics["handoffs"], metrics["ai_conversations"], metrics["handoff_rate"]) == (1, 1, 1.0)
+    assert metrics["time_to_claim"]["p50_s"] == 240.0 and metrics["time_to_resolve"]["p50_s"] == 1800.0
+    assert metrics["by_reason"][0]["reason"] == "lack_of_information"
+    assert metrics["by_person"][0]["name"] and metrics["by_person"][0]["resolved"] == 1
+    png = client.get(url, params={**window, "format": "png"})
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
+    assert signed_in("bob@restaurant.com").get(url, params=window).status_code == 404

@@ -42,9 +42,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api_url() -> Iterator[str]:
-    """The real API (uvicorn) and a real worker, as `make run` starts them."""
+    """The real API (uvicorn) and a real worker, as `make run` starts them; per module, so the worker is gone
+    before other tests run (it would take their queued sends)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     api = _spawn(["uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)], "browser-api.log",
