@@ -30,6 +30,7 @@ INBOX = """<header class="top"><strong>LeadPilot</strong>
 <button data-view="needs_human" class="on">Needs human <b id="count-needs_human"></b></button>
 <button data-view="mine">Mine</button><button data-view="unassigned">Unassigned</button>
 <button data-view="all">All</button><button data-view="resolved">Resolved</button>
+<hr><button data-tool="metrics">Handoff metrics</button><button data-tool="analyst">Ask the analyst</button>
 <input id="search" type="search" placeholder="Search"></nav>
 <ul id="list" class="list" aria-label="Conversations"></ul>
 <section id="pane" class="pane"><p class="empty">Pick a conversation.</p></section></div>"""

@@ -242,12 +242,86 @@
       .catch(function () { return []; })
       .then(function () { return useSub(me.sub_accounts[0].id); });
   });
-  Array.prototype.forEach.call(document.querySelectorAll(".views button"), function (b) {
+  Array.prototype.forEach.call(document.querySelectorAll(".views button[data-view]"), function (b) {
     b.addEventListener("click", function () {
       Array.prototype.forEach.call(document.querySelectorAll(".views button"), function (o) { o.classList.remove("on"); });
       b.classList.add("on");
       state.view = b.getAttribute("data-view");
       loadList();
+    });
+  });
+  function table(t) {
+    var node = el("table", {"class": "figures"});
+    var head = el("tr");
+    t.columns.forEach(function (c) { head.appendChild(el("th", {}, c)); });
+    node.appendChild(head);
+    t.rows.forEach(function (r) {
+      var tr = el("tr");
+      r.forEach(function (v) { tr.appendChild(el("td", {}, v === null ? "-" : String(v))); });
+      node.appendChild(tr);
+    });
+    return node;
+  }
+  function minutes(s) { return s === null || s === undefined ? "-" : (s / 60).toFixed(1) + " min"; }
+
+  function showMetrics() {
+    state.open = null;
+    var pane = $("#pane");
+    pane.innerHTML = "";
+    pane.removeAttribute("data-id");
+    var url = "/v1/sub-accounts/" + state.sub + "/reports/handoffs";
+    return api("GET", url).then(function (m) {
+      var box = el("div", {"class": "metrics"});
+      box.appendChild(el("h2", {}, "Handoffs, last 30 days"));
+      box.appendChild(el("p", {}, m.handoffs + " handoffs in " + m.ai_conversations + " AI conversations (rate " +
+        (m.handoff_rate === null ? "-" : (100 * m.handoff_rate).toFixed(1) + "%") + "). Time to claim: median " +
+        minutes(m.time_to_claim.p50_s) + ", p90 " + minutes(m.time_to_claim.p90_s) + ". Time to resolve: median " +
+        minutes(m.time_to_resolve.p50_s) + "."));
+      box.appendChild(el("img", {src: url + "?format=png", alt: "Handoffs by reason", "class": "chart"}));
+      box.appendChild(table({columns: ["reason", "handoffs", "rate", "median time to claim"],
+        rows: m.by_reason.map(function (r) {
+          return [r.reason.replace(/_/g, " "), r.handoffs, r.rate === null ? "-" : (100 * r.rate).toFixed(1) + "%",
+                  minutes(r.time_to_claim.p50_s)];
+        })}));
+      box.appendChild(table({columns: ["person", "claimed", "resolved", "median time to claim"],
+        rows: m.by_person.map(function (p) { return [p.name, p.claimed, p.resolved, minutes(p.time_to_claim.p50_s)]; })}));
+      pane.appendChild(box);
+    });
+  }
+
+  function showAnalyst() {
+    state.open = null;
+    var pane = $("#pane");
+    pane.innerHTML = "";
+    pane.removeAttribute("data-id");
+    var box = el("div", {"class": "analyst"});
+    box.appendChild(el("h2", {}, "Ask about your numbers"));
+    var form = el("form", {"class": "ask"});
+    var input = el("input", {name: "question", placeholder: "e.g. what was our show rate last month vs the month before?"});
+    form.appendChild(input);
+    form.appendChild(el("button", {"class": "primary", type: "submit"}, "Ask"));
+    var out = el("div", {"class": "answer"});
+    box.appendChild(form);
+    box.appendChild(out);
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      out.textContent = "Thinking…";
+      api("POST", "/v1/analyst/ask", {question: input.value, sub_account_id: state.sub}).then(function (a) {
+        out.innerHTML = "";
+        out.appendChild(el("p", {"class": "answer-text"}, a.answer));
+        if (a.table && a.table.columns) out.appendChild(table(a.table));
+        if (a.table && a.table.formula) out.appendChild(el("p", {"class": "formula"}, "Formula: " + a.table.formula));
+        if (a.chart_png_base64) out.appendChild(el("img", {"class": "chart", alt: "chart",
+          src: "data:image/png;base64," + a.chart_png_base64}));
+      }).catch(function (e) { out.textContent = e.message; });
+    });
+    pane.appendChild(box);
+    input.focus();
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll(".views button[data-tool]"), function (b) {
+    b.addEventListener("click", function () {
+      (b.getAttribute("data-tool") === "metrics" ? showMetrics : showAnalyst)();
     });
   });
   $("#search").addEventListener("input", function () { soon(); });
