@@ -20,7 +20,7 @@ OUT = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 
-def lead_asks_for_a_person() -> str:
+def lead_asks_for_a_person() -> uuid.UUID:
     """A new SMS lead of restaurant A asks two questions, the second for a person: a real handoff."""
     from sqlalchemy import select
 
@@ -49,7 +49,7 @@ def lead_asks_for_a_person() -> str:
             stored = inbound.store_message(session, conversation, idempotency_key=f"shot:{phone}:{i}", body=text)
         run_turn(agency_id=sub.agency_id, sub_account_id=sub.id, conversation_id=conversation_id,
                  message_id=stored.message_id)
-    return phone
+    return conversation_id
 
 
 def main() -> None:
@@ -58,21 +58,21 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    phone = lead_asks_for_a_person()
+    conversation = f'.conv[data-id="{lead_asks_for_a_person()}"]'
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 860})
         page.goto(f"{args.base}/app/sign-in")
-        page.fill("input[name=email]", "jane@restaurant.com")
+        page.fill("input[name=email]", "john@restaurant.com")
         page.fill("input[name=password]", "demo1234")
         page.click("button[type=submit]")
         page.wait_for_selector("#live.on")
-        page.locator(".conv", has_text=phone).wait_for()
+        page.locator(conversation).wait_for()
         page.screenshot(path=str(OUT / "inbox.png"))
-        page.locator(".conv", has_text=phone).click()
+        page.locator(conversation).click()
         page.locator(".handoff-box").wait_for()
-        page.fill("textarea.reply-text", "Hi Maria, this is Jane. Happy to help with the birthday menu!")
+        page.fill("textarea.reply-text", "Hi Maria, this is John, the manager. Happy to help with the birthday menu!")
         page.screenshot(path=str(OUT / "conversation.png"))
         page.click("button[data-tool=metrics]")
         page.locator(".metrics img.chart").wait_for()

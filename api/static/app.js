@@ -226,6 +226,11 @@
 
   function useSub(id) {
     state.sub = id; state.open = null;
+    var here = state.me.sub_accounts.filter(function (s) { return s.id === id; })[0];
+    var reports = here && here.permissions.indexOf("reports.read") >= 0;
+    Array.prototype.forEach.call(document.querySelectorAll(".views button[data-tool]"), function (b) {
+      b.hidden = !reports;  // the figures are for roles that may read reports
+    });
     $("#pane").innerHTML = '<p class="empty">Pick a conversation.</p>';
     if (state.ws) { var old = state.ws; state.ws = null; old.close(); }
     connect();
@@ -286,7 +291,7 @@
       box.appendChild(table({columns: ["person", "claimed", "resolved", "median time to claim"],
         rows: m.by_person.map(function (p) { return [p.name, p.claimed, p.resolved, minutes(p.time_to_claim.p50_s)]; })}));
       pane.appendChild(box);
-    });
+    }).catch(function (e) { pane.appendChild(el("p", {"class": "flash"}, e.message)); });
   }
 
   function showAnalyst() {
