@@ -88,6 +88,7 @@ def sub_account(permission: str) -> Callable[..., Tenant]:
         return Tenant(who, _scope(request, who, sub_account_id))
 
     dependency.__name__ = f"sub_account_{permission.replace('.', '_')}"
+    dependency.permission = permission  # type: ignore[attr-defined]  # read by the authorization sweep test
     return dependency
 
 
@@ -101,4 +102,5 @@ def agency(permission: str) -> Callable[..., Tenant]:
         return Tenant(who, _scope(request, who, None))
 
     dependency.__name__ = f"agency_{permission.replace('.', '_')}"
+    dependency.permission = permission  # type: ignore[attr-defined]
     return dependency
