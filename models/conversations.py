@@ -175,6 +175,20 @@ class Handoff(UUIDPrimaryKey, SubAccountOwned, Timestamps, Base):
     returned_to_ai_at: Mapped[datetime | None]
 
 
+class CannedResponse(Entity, Base):
+    """A saved reply staff insert in the inbox ("/hours" -> the opening hours), per sub-account."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (
+        Index("uq_canned_responses_shortcut", "sub_account_id", text("lower(shortcut)"), unique=True,
+              postgresql_where=text("deleted_at IS NULL")),
+    )
+
+    shortcut: Mapped[str] = short(32, nullable=False)
+    title: Mapped[str] = short(120, nullable=False)
+    body: Mapped[str] = mapped_column(nullable=False)
+
+
 class OutboxEvent(UUIDPrimaryKey, SubAccountOwned, Base):
     """Work written in the same transaction as the change that causes it (agent turns, sends)."""
 

@@ -10,7 +10,15 @@ from typing import Any
 from knowledge.sources import Chunk
 from models.activity import AnalyticsEvent, Webhook, WebhookLog
 from models.ai import AIAgent, AIConversationLog, KnowledgeBase, KnowledgeSource, TrainingData
-from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message, OutboxEvent
+from models.conversations import (
+    CannedResponse,
+    Channel,
+    Conversation,
+    ConversationAIConfig,
+    Handoff,
+    Message,
+    OutboxEvent,
+)
 from models.marketing import EmailClick, EmailTemplate, MessageCampaign, MessageCampaignRecipient, SmsTemplate
 from models.payments import (
     Invoice,
@@ -161,6 +169,14 @@ OUTBOUND = [
 ]
 
 
+CANNED = (
+    ("hours", "Opening hours", "{biz.name} is open {biz.opens:%-I:%M %p} to {biz.closes:%-I:%M %p}. "
+                               "Anything else I can help with?"),
+    ("thanks", "Thanks and goodbye", "Thanks for reaching out to {biz.name}! Have a great day."),
+    ("manager", "Manager will call", "I've asked our manager to call you back today. What's the best time?"),
+)
+
+
 def _conversations(
     ctx: _Ctx, sub_id: uuid.UUID, biz: Business, contacts: Rows, staff_ids: list[uuid.UUID], agent_id: uuid.UUID
 ) -> None:
@@ -192,6 +208,8 @@ def _conversations(
         },
     }
     ctx.add(Channel, [{**c, "sub_account_id": sub_id} for c in channels.values()])
+    ctx.add(CannedResponse, [{"id": ctx.uid(), "sub_account_id": sub_id, "shortcut": key, "title": title,
+                              "body": body.format(biz=biz)} for key, title, body in CANNED])
     conversations, messages, configs, logs = [], [], [], []
     for i, contact in enumerate(rng.sample(contacts, 30)):
         kind = ["sms", "sms", "email", "webchat"][i % 4]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from channels import realtime
 from channels.outbound import queue_send
 from models.calendars import LIVE_APPOINTMENT_STATUSES, Appointment
-from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message
+from models.conversations import CannedResponse, Channel, Conversation, ConversationAIConfig, Handoff, Message
 from models.crm import Contact, ContactTag, Tag
 from models.db import after_commit
 from models.pipelines import Opportunity
@@ -280,3 +280,37 @@ def resolve(*, session: Session, conversation_id: uuid.UUID, user_id: uuid.UUID,
                     .values(status="resolved", resolved_at=now, resolved_by=user_id))
     announce(session, conv.sub_account_id, {"type": "conversation.resolved", "conversation_id": str(conv.id)})
     return {"conversation_id": str(conv.id), "status": "resolved"}
+
+
+def canned_responses(*, session: Session) -> list[dict[str, Any]]:
+    """The sub-account's saved replies, by shortcut."""
+    rows = session.scalars(select(CannedResponse).where(CannedResponse.deleted_at.is_(None))
+                           .order_by(func.lower(CannedResponse.shortcut)))
+    return [{"id": str(r.id), "shortcut": r.shortcut, "title": r.title, "body": r.body} for r in rows]
+
+
+def save_canned_response(*, session: Session, sub_account_id: uuid.UUID, shortcut: str, title: str,
+                         body: str) -> dict[str, Any]:
+    """Create a saved reply, or replace the one with this shortcut (shortcuts match case-insensitively)."""
+    shortcut = shortcut.strip().lstrip("/")
+    if not shortcut or " " in shortcut:
+        raise InvalidInput("A shortcut is one word, like 'hours'.", field="shortcut")
+    if not body.strip():
+        raise InvalidInput("A canned response needs text.", field="body")
+    found = session.scalar(select(CannedResponse).where(func.lower(CannedResponse.shortcut) == shortcut.lower(),
+                                                        CannedResponse.deleted_at.is_(None)))
+    if found is None:
+        found = CannedResponse(sub_account_id=sub_account_id, shortcut=shortcut, title=title.strip() or shortcut,
+                               body=body.strip())
+        session.add(found)
+    else:
+        found.title, found.body = title.strip() or shortcut, body.strip()
+    session.flush()
+    return {"id": str(found.id), "shortcut": found.shortcut, "title": found.title, "body": found.body}
+
+
+def delete_canned_response(*, session: Session, canned_id: uuid.UUID) -> None:
+    found = session.get(CannedResponse, canned_id)
+    if found is None or found.deleted_at is not None:
+        raise NotFound("No such canned response.")
+    found.deleted_at = datetime.now(UTC)

@@ -49,6 +49,18 @@ def _request(body: BookIn, calendar_id: uuid.UUID) -> calendars.BookingRequest:
                                     source="api", notes=body.notes, idempotency_key=body.idempotency_key)
 
 
+@router.get("/calendars", summary="Calendars of the sub-account")
+def list_calendars(t: Read) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from models.calendars import Calendar
+
+    with t.session() as s:
+        rows = s.scalars(select(Calendar).where(Calendar.deleted_at.is_(None)).order_by(Calendar.name))
+        return [{"id": str(c.id), "name": c.name, "timezone": c.timezone, "kind": c.calendar_kind,
+                 "team_key": c.team_key} for c in rows]
+
+
 @router.get("/calendars/{calendar_id}/slots", summary="Free slots")
 def slots(t: Read, calendar_id: uuid.UUID, start: date, end: date, service_id: uuid.UUID | None = None,
           timezone: Annotated[str | None, Query(description="Show slots in this IANA timezone")] = None

@@ -16,6 +16,7 @@ router = APIRouter(prefix="/v1/sub-accounts/{sub_account_id}/inbox", tags=["Inbo
 Read = Annotated[Tenant, Depends(sub_account("conversations.read"))]
 Write = Annotated[Tenant, Depends(sub_account("conversations.write"))]
 Claim = Annotated[Tenant, Depends(sub_account("inbox.claim"))]
+Manage = Annotated[Tenant, Depends(sub_account("settings.manage"))]
 
 
 class Text(BaseModel):
@@ -116,3 +117,29 @@ def return_to_ai(tenant: Write, conversation_id: uuid.UUID) -> dict[str, Any]:
     realtime.publish([realtime.sub_channel(tenant.sub_account_id)],
                      {"type": "handoff.returned", "conversation_id": str(conversation_id)})
     return {"conversation_id": str(conversation_id), "decision": result.decision}
+
+
+class CannedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shortcut: str = Field(min_length=1, max_length=32)
+    title: str = Field("", max_length=120)
+    body: str = Field(min_length=1, max_length=2000)
+
+
+@router.get("/canned-responses", summary="Saved replies of the sub-account")
+def canned(tenant: Read) -> list[dict[str, Any]]:
+    with tenant.session() as session:
+        return inbox.canned_responses(session=session)
+
+
+@router.put("/canned-responses", summary="Create a saved reply, or replace the one with the same shortcut")
+def save_canned(tenant: Manage, body: CannedIn) -> dict[str, Any]:
+    with tenant.session() as session:
+        return inbox.save_canned_response(session=session, sub_account_id=tenant.sub_account_id,
+                                          shortcut=body.shortcut, title=body.title, body=body.body)
+
+
+@router.delete("/canned-responses/{canned_id}", status_code=204, summary="Remove a saved reply")
+def delete_canned(tenant: Manage, canned_id: uuid.UUID) -> None:
+    with tenant.session() as session:
+        inbox.delete_canned_response(session=session, canned_id=canned_id)

@@ -42,7 +42,7 @@
     return;
   }
 
-  var state = {me: null, sub: null, view: "needs_human", open: null, ws: null, retry: 0, users: {}};
+  var state = {me: null, sub: null, view: "needs_human", open: null, ws: null, retry: 0, canned: []};
 
   function base() { return "/v1/sub-accounts/" + state.sub + "/inbox"; }
 
@@ -61,7 +61,7 @@
           var h = el("div", {"class": "handoff"}, c.handoff.reason.replace(/_/g, " ") + " · waiting " +
                      ago(c.handoff.wait_seconds));
           if (c.handoff.claimed_by) h.appendChild(el("span", {"class": "claimed"},
-            " · claimed by " + (state.users[c.handoff.claimed_by] || "a colleague")));
+            c.handoff.claimed_by === state.me.user.id ? " · claimed by you" : " · claimed"));
           item.appendChild(h);
         }
         if (c.last_message) item.appendChild(el("div", {"class": "last"}, c.last_message.body));
@@ -153,6 +153,16 @@
     var composer = el("div", {"class": "composer"});
     var input = el("textarea", {"class": "reply-text", placeholder: "Reply to the lead (or write a note)"});
     composer.appendChild(input);
+    if (state.canned.length) {
+      var pick = el("select", {"class": "canned", "aria-label": "Canned response"});
+      pick.appendChild(el("option", {value: ""}, "Canned response…"));
+      state.canned.forEach(function (r, i) { pick.appendChild(el("option", {value: String(i)}, "/" + r.shortcut + " · " + r.title)); });
+      pick.addEventListener("change", function () {
+        if (pick.value !== "") { input.value = state.canned[Number(pick.value)].body; input.focus(); }
+        pick.value = "";
+      });
+      composer.appendChild(pick);
+    }
     var actions = el("div", {"class": "actions"});
     actions.appendChild(button("Send reply", "primary send-reply", function () {
       if (!input.value.trim()) return null;
@@ -191,8 +201,36 @@
     (c.contact.appointments || []).forEach(function (a) {
       card.appendChild(el("p", {}, "Booked: " + a.title + " " + new Date(a.start).toLocaleString()));
     });
+    var slots = el("div", {"class": "slots"});
+    card.appendChild(button("Book a time", "book", function () { return offerSlots(c, slots); }));
+    card.appendChild(slots);
     pane.appendChild(card);
     log.scrollTop = log.scrollHeight;
+  }
+
+  function day(offset) {
+    var d = new Date(Date.now() + offset * 86400000);
+    return d.getFullYear() + "-" + String(d.getMonth() + 1).padStart(2, "0") + "-" + String(d.getDate()).padStart(2, "0");
+  }
+
+  function offerSlots(c, box) {  // the next free times of the sub-account's first calendar, in the lead's timezone
+    var root = "/v1/sub-accounts/" + state.sub;
+    return api("GET", root + "/calendars").then(function (cals) {
+      if (!cals.length) { box.textContent = "No calendar in this sub-account."; return null; }
+      var cal = cals[0], zone = c.contact.timezone || cal.timezone;
+      var params = new URLSearchParams({start: day(0), end: day(7), timezone: zone});
+      return api("GET", root + "/calendars/" + cal.id + "/slots?" + params).then(function (found) {
+        box.innerHTML = "";
+        box.appendChild(el("p", {}, cal.name + " (" + zone + "):"));
+        found.slots.slice(0, 8).forEach(function (slot) {
+          box.appendChild(button(slot.start.slice(5, 16).replace("T", " "), "slot", function () {
+            return api("POST", root + "/appointments", {calendar_id: cal.id, contact_id: c.contact.id,
+                                                        start: slot.start, timezone: zone}).then(refresh);
+          }));
+        });
+        if (!found.slots.length) box.appendChild(el("p", {}, "No free time this week."));
+      });
+    });
   }
 
   function refresh() {
@@ -225,7 +263,9 @@
   }
 
   function useSub(id) {
-    state.sub = id; state.open = null;
+    state.sub = id; state.open = null; state.canned = [];
+    api("GET", "/v1/sub-accounts/" + id + "/inbox/canned-responses")
+      .then(function (rows) { state.canned = rows; }).catch(function () {});
     var here = state.me.sub_accounts.filter(function (s) { return s.id === id; })[0];
     var reports = here && here.permissions.indexOf("reports.read") >= 0;
     Array.prototype.forEach.call(document.querySelectorAll(".views button[data-tool]"), function (b) {

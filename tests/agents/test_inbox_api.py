@@ -163,3 +163,23 @@ def test_handoff_metrics_time_to_claim_resolve_and_rate(lead) -> None:  # type: 
     png = client.get(url, params={**window, "format": "png"})
     assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
     assert signed_in("bob@restaurant.com").get(url, params=window).status_code == 404
+
+
+def test_canned_responses_and_calendars_for_the_inbox(lead) -> None:  # type: ignore[no-untyped-def]
+    base = f"/v1/sub-accounts/{lead.demo.a}/inbox/canned-responses"
+    manager, staff = signed_in("john@restaurant.com"), signed_in("jane@restaurant.com")
+    shortcut = f"hours{uuid.uuid4().hex[:4]}"
+    made = manager.put(base, headers=ORIGIN, json={"shortcut": f"/{shortcut}", "title": "Opening hours",
+                                                   "body": "We open at 11:30 every day."})
+    assert made.status_code == 200 and made.json()["shortcut"] == shortcut
+    again = manager.put(base, headers=ORIGIN, json={"shortcut": shortcut.upper(), "body": "Open 11:30-22:00."})
+    assert again.json()["id"] == made.json()["id"]  # the same shortcut, case-insensitively: replaced
+    listed = {r["shortcut"]: r["body"] for r in staff.get(base).json()}
+    assert listed[shortcut] == "Open 11:30-22:00."
+    refused = staff.put(base, headers=ORIGIN, json={"shortcut": "x", "body": "y"})
+    assert refused.status_code == 403 and refused.json()["permission"] == "settings.manage"
+    assert signed_in("bob@restaurant.com").get(base).status_code == 404
+    assert manager.delete(f"{base}/{made.json()['id']}", headers=ORIGIN).status_code == 204
+    assert shortcut not in {r["shortcut"] for r in staff.get(base).json()}
+    calendars = staff.get(f"/v1/sub-accounts/{lead.demo.a}/calendars").json()
+    assert calendars and all(c["timezone"] for c in calendars)
