@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from api.deps import Tenant, sub_account
 from api.schemas import row
 from services import availability, calendar_sync, calendars
+from services.errors import InvalidInput
 
 router = APIRouter(prefix="/v1/sub-accounts/{sub_account_id}", tags=["Calendars"])
 Read = Annotated[Tenant, Depends(sub_account("calendars.read"))]
@@ -88,6 +89,28 @@ def book_team(t: Write, team_key: str, body: TeamBookIn) -> dict[str, Any]:
     with t.session() as s:
         request = _request(body, uuid.UUID(int=0))
         return row(calendars.book_round_robin(session=s, team_key=team_key, request=request))
+
+
+@router.get("/appointments", summary="Appointments in a time range (the calendar's week view)")
+def list_appointments(t: Read, start: AwareDatetime, end: AwareDatetime,
+                      calendar_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    """Every appointment starting in [start, end), with its lead's name, oldest first (at most 500)."""
+    from sqlalchemy import select
+
+    from models.calendars import Appointment, Calendar
+    from models.crm import Contact
+
+    if end <= start or (end - start).days > 62:
+        raise InvalidInput("end must be after start, at most 62 days later.", field="end")
+    with t.session() as s:
+        query = (select(Appointment, Contact.name, Calendar.name).join(Contact, Contact.id == Appointment.contact_id)
+                 .join(Calendar, Calendar.id == Appointment.calendar_id)
+                 .where(Appointment.start_time >= start, Appointment.start_time < end))
+        if calendar_id:
+            query = query.where(Appointment.calendar_id == calendar_id)
+        return [{"id": str(a.id), "title": a.title, "start": a.start_time.isoformat(), "end": a.end_time.isoformat(),
+                 "status": a.status, "contact": contact, "calendar": calendar}
+                for a, contact, calendar in s.execute(query.order_by(Appointment.start_time).limit(500))]
 
 
 @router.get("/appointments/{appointment_id}", summary="Get an appointment")

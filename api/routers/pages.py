@@ -30,7 +30,14 @@ INBOX = """<header class="top"><strong>LeadPilot</strong>
 <button data-view="needs_human" class="on">Needs human <b id="count-needs_human"></b></button>
 <button data-view="mine">Mine</button><button data-view="unassigned">Unassigned</button>
 <button data-view="all">All</button><button data-view="resolved">Resolved</button>
-<hr><button data-tool="metrics">Handoff metrics</button><button data-tool="analyst">Ask the analyst</button>
+<label class="filter">Channel <select id="f-channel"><option value="">any</option><option>sms</option>
+<option>email</option><option>webchat</option></select></label>
+<label class="filter">Tag <input id="f-tag" placeholder="any"></label>
+<hr><button data-tool="contacts" data-perm="contacts.read">Contacts</button>
+<button data-tool="calendar" data-perm="calendars.read">Calendar</button>
+<button data-tool="pipeline" data-perm="pipelines.read">Pipeline</button>
+<button data-tool="metrics" data-perm="reports.read">Handoff metrics</button>
+<button data-tool="analyst" data-perm="reports.read">Ask the analyst</button>
 <input id="search" type="search" placeholder="Search"></nav>
 <ul id="list" class="list" aria-label="Conversations"></ul>
 <section id="pane" class="pane"><p class="empty">Pick a conversation.</p></section></div>"""

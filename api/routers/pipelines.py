@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from api.deps import Tenant, sub_account
 from api.schemas import row
-from models.pipelines import Pipeline
+from models.pipelines import Opportunity, Pipeline
 from services import pipelines
+from services.errors import NotFound
 from tools.base import jsonable
 
 router = APIRouter(prefix="/v1/sub-accounts/{sub_account_id}", tags=["Pipelines"])
@@ -49,6 +50,33 @@ def list_pipelines(t: Read) -> list[dict[str, Any]]:
                     extra={"stages": [row(st, only=("id", "name", "position", "probability", "is_won", "is_lost"))
                                       for st in pipelines.stages_of(session=s, pipeline_id=p.id)]})
                 for p in s.scalars(select(Pipeline).where(Pipeline.deleted_at.is_(None)).order_by(Pipeline.name))]
+
+
+@router.get("/pipelines/{pipeline_id}/board", summary="The board: each stage with its open opportunities")
+def board(t: Read, pipeline_id: uuid.UUID) -> dict[str, Any]:
+    """Stages in order, each with its open opportunities (value, contact, days in stage) and their total."""
+    from datetime import UTC, datetime
+
+    from models.crm import Contact
+
+    with t.session() as s:
+        pipeline = s.get(Pipeline, pipeline_id)
+        if pipeline is None or pipeline.deleted_at is not None:
+            raise NotFound("No such pipeline.")
+        now = datetime.now(UTC)
+        rows = s.execute(select(Opportunity, Contact.name).join(Contact, Contact.id == Opportunity.contact_id)
+                         .where(Opportunity.pipeline_id == pipeline_id, Opportunity.deleted_at.is_(None),
+                                Opportunity.status == "open")
+                         .order_by(Opportunity.monetary_value.desc())).all()
+        columns = []
+        for stage in pipelines.stages_of(session=s, pipeline_id=pipeline_id):
+            cards = [{"id": str(o.id), "name": o.name, "value": str(o.monetary_value), "contact": name,
+                      "days_in_stage": (now - o.stage_entered_at).days}
+                     for o, name in rows if o.stage_id == stage.id]
+            columns.append({"id": str(stage.id), "name": stage.name, "probability": stage.probability,
+                            "total": str(sum((o.monetary_value for o, _ in rows if o.stage_id == stage.id), 0)),
+                            "opportunities": cards})
+        return {"id": str(pipeline.id), "name": pipeline.name, "stages": columns}
 
 
 @router.post("/opportunities", status_code=201, summary="Open an opportunity")

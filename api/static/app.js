@@ -49,6 +49,8 @@
   function loadList() {
     var params = new URLSearchParams({view: state.view});
     if ($("#search").value.trim()) params.set("q", $("#search").value.trim());
+    if ($("#f-channel").value) params.set("channel", $("#f-channel").value);
+    if ($("#f-tag").value.trim()) params.set("tag", $("#f-tag").value.trim());
     return api("GET", base() + "/conversations?" + params).then(function (rows) {
       var list = $("#list");
       list.innerHTML = "";
@@ -267,9 +269,8 @@
     api("GET", "/v1/sub-accounts/" + id + "/inbox/canned-responses")
       .then(function (rows) { state.canned = rows; }).catch(function () {});
     var here = state.me.sub_accounts.filter(function (s) { return s.id === id; })[0];
-    var reports = here && here.permissions.indexOf("reports.read") >= 0;
     Array.prototype.forEach.call(document.querySelectorAll(".views button[data-tool]"), function (b) {
-      b.hidden = !reports;  // the figures are for roles that may read reports
+      b.hidden = !(here && here.permissions.indexOf(b.getAttribute("data-perm")) >= 0);  // only what the role may use
     });
     $("#pane").innerHTML = '<p class="empty">Pick a conversation.</p>';
     if (state.ws) { var old = state.ws; state.ws = null; old.close(); }
@@ -364,11 +365,119 @@
     input.focus();
   }
 
-  Array.prototype.forEach.call(document.querySelectorAll(".views button[data-tool]"), function (b) {
-    b.addEventListener("click", function () {
-      (b.getAttribute("data-tool") === "metrics" ? showMetrics : showAnalyst)();
+  function blank(cls, title) {
+    state.open = null;
+    var pane = $("#pane");
+    pane.innerHTML = "";
+    pane.removeAttribute("data-id");
+    var box = el("div", {"class": "tool " + cls});
+    box.appendChild(el("h2", {}, title));
+    pane.appendChild(box);
+    return box;
+  }
+  function root() { return "/v1/sub-accounts/" + state.sub; }
+
+  function showContacts() {
+    var box = blank("contacts", "Contacts");
+    var search = el("input", {type: "search", placeholder: "Name, email, phone, company", "class": "contact-search"});
+    var list = el("div"), card = el("div", {"class": "contact-card"});
+    box.appendChild(search); box.appendChild(list); box.appendChild(card);
+    function load() {
+      var params = new URLSearchParams({page_size: "25"});
+      if (search.value.trim()) params.set("q", search.value.trim());
+      return api("GET", root() + "/contacts?" + params).then(function (page) {
+        list.innerHTML = "";
+        list.appendChild(el("p", {"class": "status"}, page.total + " contacts"));
+        var t = table({columns: ["name", "email", "phone", "stage", "tags"], rows: page.items.map(function (c) {
+          return [c.name || "-", c.email || "-", c.phone || "-", c.lifecycle_stage || "-", (c.tags || []).join(", ")];
+        })});
+        Array.prototype.forEach.call(t.querySelectorAll("tr"), function (tr, i) {
+          if (!i) return;
+          var c = page.items[i - 1];
+          tr.className = "clickable";
+          tr.addEventListener("click", function () {
+            card.innerHTML = "";
+            card.appendChild(el("h3", {}, c.name || c.email || c.phone));
+            ["email", "phone", "company_name", "timezone", "source", "lifecycle_stage", "lead_score"].forEach(function (k) {
+              if (c[k] !== null && c[k] !== undefined && c[k] !== "") card.appendChild(el("p", {}, k.replace(/_/g, " ") + ": " + c[k]));
+            });
+            Object.keys(c.custom_fields || {}).forEach(function (k) {
+              card.appendChild(el("p", {}, k.replace(/_/g, " ") + ": " + JSON.stringify(c.custom_fields[k])));
+            });
+          });
+        });
+        list.appendChild(t);
+      });
+    }
+    search.addEventListener("input", function () { clearTimeout(search.t); search.t = setTimeout(load, 200); });
+    return load();
+  }
+
+  function showCalendar(offsetWeeks) {
+    offsetWeeks = offsetWeeks || 0;
+    var box = blank("calendar", "Calendar");
+    var now = new Date(), monday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - ((now.getDay() + 6) % 7) + 7 * offsetWeeks);
+    var end = new Date(monday.getTime() + 7 * 86400000);
+    var nav = el("div", {"class": "actions"});
+    nav.appendChild(button("‹ Previous week", "", function () { return showCalendar(offsetWeeks - 1); }));
+    nav.appendChild(el("strong", {}, monday.toLocaleDateString() + " – " + new Date(end - 86400000).toLocaleDateString()));
+    nav.appendChild(button("Next week ›", "", function () { return showCalendar(offsetWeeks + 1); }));
+    box.appendChild(nav);
+    var week = el("div", {"class": "week"});
+    var days = [];
+    for (var i = 0; i < 7; i++) {
+      var d = new Date(monday.getTime() + i * 86400000), col = el("div", {"class": "day"});
+      col.appendChild(el("h4", {}, d.toLocaleDateString(undefined, {weekday: "short", month: "short", day: "numeric"})));
+      days.push(col); week.appendChild(col);
+    }
+    box.appendChild(week);
+    var params = new URLSearchParams({start: monday.toISOString(), end: end.toISOString()});
+    return api("GET", root() + "/appointments?" + params).then(function (rows) {
+      rows.forEach(function (a) {
+        var start = new Date(a.start), idx = Math.floor((start - monday) / 86400000);
+        if (idx < 0 || idx > 6) return;
+        var item = el("div", {"class": "appt " + a.status});
+        item.appendChild(el("b", {}, start.toLocaleTimeString([], {hour: "numeric", minute: "2-digit"})));
+        item.appendChild(el("div", {}, a.title));
+        item.appendChild(el("div", {"class": "status"}, a.contact + " · " + a.status));
+        days[idx].appendChild(item);
+      });
     });
+  }
+
+  function showPipeline() {
+    var box = blank("pipeline", "Pipeline");
+    return api("GET", root() + "/pipelines").then(function (pipes) {
+      if (!pipes.length) { box.appendChild(el("p", {}, "No pipeline yet.")); return null; }
+      var chosen = pipes.filter(function (p) { return p.is_default; })[0] || pipes[0];
+      return api("GET", root() + "/pipelines/" + chosen.id + "/board").then(function (b) {
+        box.querySelector("h2").textContent = "Pipeline: " + b.name;
+        var board = el("div", {"class": "board"});
+        b.stages.forEach(function (st) {
+          var col = el("div", {"class": "stage"});
+          col.appendChild(el("h4", {}, st.name + " (" + st.opportunities.length + ")"));
+          col.appendChild(el("div", {"class": "status"}, "$" + Number(st.total).toLocaleString()));
+          st.opportunities.forEach(function (o) {
+            var card = el("div", {"class": "deal"});
+            card.appendChild(el("b", {}, o.name));
+            card.appendChild(el("div", {}, o.contact + " · $" + Number(o.value).toLocaleString()));
+            card.appendChild(el("div", {"class": "status"}, o.days_in_stage + " days in stage"));
+            col.appendChild(card);
+          });
+          board.appendChild(col);
+        });
+        box.appendChild(board);
+      });
+    }).catch(function (e) { box.appendChild(el("p", {"class": "flash"}, e.message)); });
+  }
+
+  var TOOLS = {metrics: showMetrics, analyst: showAnalyst, contacts: showContacts, calendar: showCalendar,
+               pipeline: showPipeline};
+  Array.prototype.forEach.call(document.querySelectorAll(".views button[data-tool]"), function (b) {
+    b.addEventListener("click", function () { TOOLS[b.getAttribute("data-tool")](); });
   });
+  $("#f-channel").addEventListener("change", function () { loadList(); });
+  $("#f-tag").addEventListener("input", function () { soon(); });
   $("#search").addEventListener("input", function () { soon(); });
   $("#signout").addEventListener("click", function () {
     api("POST", "/auth/sign-out").then(function () { location.href = "/app/sign-in"; });

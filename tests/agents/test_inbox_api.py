@@ -183,3 +183,24 @@ def test_canned_responses_and_calendars_for_the_inbox(lead) -> None:  # type: ig
     assert shortcut not in {r["shortcut"] for r in staff.get(base).json()}
     calendars = staff.get(f"/v1/sub-accounts/{lead.demo.a}/calendars").json()
     assert calendars and all(c["timezone"] for c in calendars)
+
+
+def test_the_board_and_the_week_of_appointments(lead) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    manager = signed_in("john@restaurant.com")
+    root = f"/v1/sub-accounts/{lead.demo.a}"
+    pipeline = next(p for p in manager.get(f"{root}/pipelines").json() if p["is_default"])
+    board = manager.get(f"{root}/pipelines/{pipeline['id']}/board").json()
+    assert [s["name"] for s in board["stages"]] == [s["name"] for s in pipeline["stages"]]
+    cards = [o for s in board["stages"] for o in s["opportunities"]]
+    assert cards and all(o["contact"] and o["days_in_stage"] >= 0 for o in cards)
+    now = datetime.now(UTC)
+    week = manager.get(f"{root}/appointments", params={"start": (now - timedelta(days=30)).isoformat(),
+                                                         "end": (now + timedelta(days=30)).isoformat()}).json()
+    assert week and all(a["contact"] and a["calendar"] for a in week)
+    assert [a["start"] for a in week] == sorted(a["start"] for a in week)
+    too_long = manager.get(f"{root}/appointments", params={"start": now.isoformat(),
+                                                             "end": (now + timedelta(days=90)).isoformat()})
+    assert too_long.status_code == 422
+    assert signed_in("jane@restaurant.com").get(f"{root}/pipelines/{pipeline['id']}/board").status_code == 403

@@ -105,3 +105,37 @@ def _delivered(phone: str, text: str) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_contacts_calendar_pipeline_and_the_analyst_in_the_app(api_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = _sign_in(browser, api_url, "john@restaurant.com")
+            page.click("button[data-tool=contacts]")
+            expect(page.locator(".contacts .status")).to_contain_text("contacts")
+            page.fill(".contact-search", "a")
+            page.locator(".contacts tr.clickable").first.click()
+            expect(page.locator(".contact-card h3")).to_be_visible()
+            page.click("button[data-tool=calendar]")
+            expect(page.locator(".week .day")).to_have_count(7)
+            page.click("button[data-tool=pipeline]")
+            expect(page.locator(".board .stage").first).to_be_visible()
+            page.click("button[data-tool=analyst]")
+            page.fill("input[name=question]", "what was our show rate last month vs the month before?")
+            page.click(".ask button")
+            expect(page.locator(".answer .answer-text")).to_contain_text("Show rate", timeout=30_000)
+            expect(page.locator(".answer table.figures")).to_be_visible()
+            expect(page.locator(".answer img.chart")).to_be_visible()
+        finally:
+            browser.close()
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:  # Client Staff: no reports, no pipelines; the app does not offer them
+            page = _sign_in(browser, api_url, "jane@restaurant.com")
+            expect(page.locator("button[data-tool=contacts]")).to_be_visible()
+            expect(page.locator("button[data-tool=analyst]")).to_be_hidden()
+            expect(page.locator("button[data-tool=pipeline]")).to_be_hidden()
+        finally:
+            browser.close()
