@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import health
 from api.problems import install_problem_handlers
 from api.routers import (
+    admin,
     analyst,
     auth,
     calendars,
@@ -94,7 +95,7 @@ def create_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(widget.router)
     app.include_router(pages.router)
-    for module in (auth, inbox, crm, calendars, pipelines, payments, reporting, knowledge, analyst):
+    for module in (auth, admin, inbox, crm, calendars, pipelines, payments, reporting, knowledge, analyst):
         app.include_router(module.router)
 
     app.add_middleware(AccessLog)

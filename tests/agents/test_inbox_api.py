@@ -204,3 +204,40 @@ def test_the_board_and_the_week_of_appointments(lead) -> None:  # type: ignore[n
                                                              "end": (now + timedelta(days=90)).isoformat()})
     assert too_long.status_code == 422
     assert signed_in("jane@restaurant.com").get(f"{root}/pipelines/{pipeline['id']}/board").status_code == 403
+
+
+def test_a_custom_role_is_enforced_like_a_seeded_one(lead) -> None:  # type: ignore[no-untyped-def]
+    from models.db import TenantScope, tenant_session
+    from services.auth import hash_password
+
+    admin = signed_in("admin@digitalmarketing.com")
+    name = f"Inbox watcher {uuid.uuid4().hex[:4]}"
+    made = admin.post("/v1/agency/roles", headers=ORIGIN, json={"name": name, "scope": "sub_account",
+                                                                "permissions": ["conversations.read", "inbox.claim"]})
+    assert made.status_code == 201, made.text
+    assert admin.post("/v1/agency/roles", headers=ORIGIN, json={"name": "x", "permissions": ["no.such"]}
+                      ).status_code == 422
+    assert any(r["name"] == name and r["custom"] for r in admin.get("/v1/agency/roles").json())
+    email = f"watcher-{uuid.uuid4().hex[:6]}@restaurant.com"
+    with tenant_session(TenantScope(agency_id=lead.demo.agency_id)) as session:
+        role_id = uuid.UUID(made.json()["id"])
+        user = User(agency_id=lead.demo.agency_id, role_id=role_id, email=email, name="Wanda Watcher",
+                    password_hash=hash_password(PASSWORD))
+        session.add(user)
+        session.flush()
+        user_id = user.id
+    granted = admin.put(f"/v1/agency/users/{user_id}/sub-accounts/{lead.demo.a}/role", headers=ORIGIN,
+                        json={"role_id": str(role_id)})
+    assert granted.status_code == 200, granted.text
+    wanda = signed_in(email)
+    base = f"/v1/sub-accounts/{lead.demo.a}"
+    assert wanda.get(f"{base}/inbox/conversations").status_code == 200
+    refused = wanda.post(f"{base}/inbox/conversations/{lead.conversation_id}/reply", headers=ORIGIN,
+                         json={"body": "hi"})
+    assert refused.status_code == 403 and refused.json()["permission"] == "conversations.write"
+    assert wanda.get(f"{base}/contacts").json()["permission"] == "contacts.read"
+    assert wanda.get(f"/v1/sub-accounts/{lead.demo.b}/inbox/conversations").status_code == 404
+    assert signed_in("john@restaurant.com").post("/v1/agency/roles", headers=ORIGIN, json={
+        "name": "mine", "permissions": ["contacts.read"]}).status_code == 403  # a client user is not an admin
+    admin.put(f"/v1/agency/users/{user_id}/sub-accounts/{lead.demo.a}/role", headers=ORIGIN, json={"role_id": None})
+    assert signed_in(email).get(f"{base}/inbox/conversations").status_code == 404  # taken out again
