@@ -52,6 +52,13 @@ def conversations(tenant: Read, view: Literal["needs_human", "mine", "unassigned
                                         tag=tag, assignee=assignee, q=q)
 
 
+@router.get("/staff", summary="The people who work this inbox (for assigning)")
+def staff(tenant: Read) -> list[dict[str, Any]]:
+    with tenant.session() as session:
+        return [{"id": str(u.id), "name": u.name, "available": u.is_available, "skills": list(u.skills or [])}
+                for u in inbox.staff_of(session, tenant.sub_account_id)]
+
+
 @router.get("/conversations/{conversation_id}", summary="Transcript, contact card, handoff and AI suggestion")
 def conversation(tenant: Read, conversation_id: uuid.UUID) -> dict[str, Any]:
     with tenant.session() as session:

@@ -42,7 +42,7 @@
     return;
   }
 
-  var state = {me: null, sub: null, view: "needs_human", open: null, ws: null, retry: 0, canned: []};
+  var state = {me: null, sub: null, view: "needs_human", open: null, ws: null, retry: 0, canned: [], staff: []};
 
   function base() { return "/v1/sub-accounts/" + state.sub + "/inbox"; }
 
@@ -104,6 +104,21 @@
     head.appendChild(el("h2", {}, c.contact.name));
     head.appendChild(el("span", {"class": "status"}, c.status + " · " + c.channel +
       (c.ai ? " · AI " + (c.ai.active ? c.ai.mode : "paused") : "")));
+    var assign = el("select", {"class": "assign", "aria-label": "Assign to"});
+    assign.appendChild(el("option", {value: ""}, "Unassigned"));
+    state.staff.forEach(function (u) {
+      var o = el("option", {value: u.id}, u.name + (u.available ? "" : " (away)"));
+      if (u.id === c.assigned_user_id) o.selected = true;
+      assign.appendChild(o);
+    });
+    assign.appendChild(el("option", {value: "round_robin"}, "Next available (round robin)"));
+    assign.addEventListener("change", function () {
+      var body = assign.value === "round_robin" ? {strategy: "round_robin"} : {strategy: "manual", user_id: assign.value};
+      if (!assign.value) return;
+      api("POST", base() + "/conversations/" + c.id + "/assign", body).then(refresh)
+        .catch(function (e) { flash(e.message); });
+    });
+    head.appendChild(assign);
     pane.appendChild(head);
     var flashBox = el("p", {id: "flash", "class": "flash", role: "alert"});
     flashBox.hidden = true;
@@ -265,7 +280,9 @@
   }
 
   function useSub(id) {
-    state.sub = id; state.open = null; state.canned = [];
+    state.sub = id; state.open = null; state.canned = []; state.staff = [];
+    api("GET", "/v1/sub-accounts/" + id + "/inbox/staff")
+      .then(function (rows) { state.staff = rows; }).catch(function () {});
     api("GET", "/v1/sub-accounts/" + id + "/inbox/canned-responses")
       .then(function (rows) { state.canned = rows; }).catch(function () {});
     var here = state.me.sub_accounts.filter(function (s) { return s.id === id; })[0];

@@ -241,3 +241,21 @@ def test_a_custom_role_is_enforced_like_a_seeded_one(lead) -> None:  # type: ign
         "name": "mine", "permissions": ["contacts.read"]}).status_code == 403  # a client user is not an admin
     admin.put(f"/v1/agency/users/{user_id}/sub-accounts/{lead.demo.a}/role", headers=ORIGIN, json={"role_id": None})
     assert signed_in(email).get(f"{base}/inbox/conversations").status_code == 404  # taken out again
+
+
+def test_assign_by_hand_in_turn_and_by_skill(lead) -> None:  # type: ignore[no-untyped-def]
+    manager = signed_in("john@restaurant.com")
+    base = f"/v1/sub-accounts/{lead.demo.a}/inbox"
+    staff = manager.get(f"{base}/staff").json()
+    names = {u["name"]: u["id"] for u in staff}
+    assert len(staff) >= 2 and all(u["id"] for u in staff)
+    url = f"{base}/conversations/{lead.conversation_id}/assign"
+    someone = next(iter(names.values()))
+    assert manager.post(url, headers=ORIGIN, json={"strategy": "manual", "user_id": someone}
+                        ).json()["assigned_user_id"] == someone
+    assert manager.post(url, headers=ORIGIN, json={"strategy": "manual", "user_id": str(uuid.uuid4())}
+                        ).status_code == 422  # not someone of this inbox
+    turn = manager.post(url, headers=ORIGIN, json={"strategy": "round_robin"})
+    assert turn.status_code == 200 and turn.json()["assigned_user_id"] in names.values()
+    nobody = manager.post(url, headers=ORIGIN, json={"strategy": "skill", "skill": "klingon"})
+    assert nobody.status_code == 409 and "klingon" in nobody.json()["detail"]

@@ -25,12 +25,12 @@ def _permission(route: APIRoute) -> str | None:
     return next((p for p in found if p), None)
 
 
-def _routes() -> list[tuple[str, str, str]]:
+def _routes(prefix: str = "/v1/sub-accounts/{sub_account_id}") -> list[tuple[str, str, str]]:
     out = []
     for included in app.routes:  # routers are mounted lazily: walk their routes with their full paths
         for context in getattr(included, "effective_route_contexts", list)():
             route, path = context.original_route, context.path
-            if isinstance(route, APIRoute) and path.startswith("/v1/sub-accounts/{sub_account_id}"):
+            if isinstance(route, APIRoute) and path.startswith(prefix):
                 permission = _permission(route)
                 assert permission, f"{path} has no permission dependency"
                 out += [(method, path, permission) for method in sorted(route.methods)]
@@ -60,3 +60,22 @@ def test_each_role_gets_exactly_what_its_permissions_allow(role: str, demo: Demo
     assert tried > 60
     if role == "Client Staff":
         assert refused > 10  # a narrow role really is narrow
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_agency_routes_need_the_agency_level_permission(role: str, demo: Demo) -> None:
+    client = TestClient(app, raise_server_exceptions=False)
+    headers = key_for(demo, ROLES[role])
+    allowed = authenticate(headers["Authorization"].removeprefix("Bearer ")).agency_wide()
+    tried = 0
+    for method, path, permission in _routes("/v1/agency"):
+        url = path
+        while "{" in url:
+            start = url.index("{")
+            url = url[:start] + str(uuid.uuid4()) + url[url.index("}") + 1:]
+        response = client.request(method, url, headers=headers, json={})
+        assert response.status_code != 500, (role, method, path, response.text)
+        refused = response.status_code == 403 and response.json().get("permission") == permission
+        assert refused == (permission not in allowed), (role, method, path, response.status_code)
+        tried += 1
+    assert tried >= 6
