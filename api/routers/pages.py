@@ -33,6 +33,7 @@ INBOX = """<header class="top"><strong>LeadPilot</strong>
 <label class="filter">Channel <select id="f-channel"><option value="">any</option><option>sms</option>
 <option>email</option><option>webchat</option></select></label>
 <label class="filter">Tag <input id="f-tag" placeholder="any"></label>
+<label class="filter">Assignee <select id="f-assignee"><option value="">anyone</option></select></label>
 <hr><button data-tool="contacts" data-perm="contacts.read">Contacts</button>
 <button data-tool="calendar" data-perm="calendars.read">Calendar</button>
 <button data-tool="pipeline" data-perm="pipelines.read">Pipeline</button>

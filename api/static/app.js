@@ -51,6 +51,7 @@
     if ($("#search").value.trim()) params.set("q", $("#search").value.trim());
     if ($("#f-channel").value) params.set("channel", $("#f-channel").value);
     if ($("#f-tag").value.trim()) params.set("tag", $("#f-tag").value.trim());
+    if ($("#f-assignee").value) params.set("assignee", $("#f-assignee").value);
     return api("GET", base() + "/conversations?" + params).then(function (rows) {
       var list = $("#list");
       list.innerHTML = "";
@@ -205,10 +206,25 @@
     pane.appendChild(composer);
     var card = el("aside", {"class": "card"});
     card.appendChild(el("h3", {}, "Contact"));
-    [["Email", c.contact.email], ["Phone", c.contact.phone], ["Timezone", c.contact.timezone],
-     ["Tags", (c.contact.tags || []).join(", ")]].forEach(function (row) {
+    [["Email", c.contact.email], ["Phone", c.contact.phone], ["Timezone", c.contact.timezone]].forEach(function (row) {
       if (row[1]) card.appendChild(el("p", {}, row[0] + ": " + row[1]));
     });
+    var tags = el("div", {"class": "tags"});
+    (c.contact.tags || []).forEach(function (t) {
+      var chip = el("span", {"class": "tag"}, t + " ");
+      chip.appendChild(button("×", "untag", function () {
+        return api("POST", base() + "/conversations/" + c.id + "/tags", {name: t, remove: true}).then(refresh);
+      }));
+      tags.appendChild(chip);
+    });
+    var add = el("input", {"class": "add-tag", placeholder: "+ tag"});
+    add.addEventListener("keydown", function (e) {
+      if (e.key !== "Enter" || !add.value.trim()) return;
+      api("POST", base() + "/conversations/" + c.id + "/tags", {name: add.value.trim()}).then(refresh)
+        .catch(function (err) { flash(err.message); });
+    });
+    tags.appendChild(add);
+    card.appendChild(tags);
     Object.keys(c.contact.custom_fields || {}).forEach(function (k) {
       card.appendChild(el("p", {}, k.replace(/_/g, " ") + ": " + JSON.stringify(c.contact.custom_fields[k])));
     });
@@ -281,8 +297,12 @@
 
   function useSub(id) {
     state.sub = id; state.open = null; state.canned = []; state.staff = [];
-    api("GET", "/v1/sub-accounts/" + id + "/inbox/staff")
-      .then(function (rows) { state.staff = rows; }).catch(function () {});
+    api("GET", "/v1/sub-accounts/" + id + "/inbox/staff").then(function (rows) {
+      state.staff = rows;
+      var pick = $("#f-assignee");
+      pick.innerHTML = '<option value="">anyone</option>';
+      rows.forEach(function (u) { pick.appendChild(el("option", {value: u.id}, u.name)); });
+    }).catch(function () {});
     api("GET", "/v1/sub-accounts/" + id + "/inbox/canned-responses")
       .then(function (rows) { state.canned = rows; }).catch(function () {});
     var here = state.me.sub_accounts.filter(function (s) { return s.id === id; })[0];
@@ -494,6 +514,7 @@
     b.addEventListener("click", function () { TOOLS[b.getAttribute("data-tool")](); });
   });
   $("#f-channel").addEventListener("change", function () { loadList(); });
+  $("#f-assignee").addEventListener("change", function () { loadList(); });
   $("#f-tag").addEventListener("input", function () { soon(); });
   $("#search").addEventListener("input", function () { soon(); });
   $("#signout").addEventListener("click", function () {
