@@ -31,13 +31,12 @@ from sqlalchemy.orm import Session
 
 from channels import inbound
 from channels.outbound import Outgoing, PermanentError, SandboxTransport, Sent, TransientError
-from channels.sms import NotConfigured
 from leadpilot.settings import get_settings
 from models.conversations import Channel, Conversation, Message
 from models.db import TenantScope, owner_session, tenant_session
 from models.tenancy import SubAccount
 from services import crm
-from services.errors import Forbidden, InvalidInput, NotFound
+from services.errors import Forbidden, InvalidInput, NotConfigured, NotFound
 
 MAX_RAW_BYTES = 40 * 1024 * 1024
 MAX_FULL_TEXT = 50_000

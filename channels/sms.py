@@ -21,15 +21,10 @@ from models.conversations import Channel, Conversation, Message
 from models.db import TenantScope, owner_session, tenant_session
 from models.tenancy import SubAccount
 from services import crm
-from services.errors import DomainError, Forbidden, NotFound
+from services.errors import Forbidden, NotConfigured, NotFound
 
 OPT_IN = re.compile(r"^\s*(start|unstop|yes)\s*$", re.I)
 HELP = re.compile(r"^\s*(help|info)\s*$", re.I)
-
-
-class NotConfigured(DomainError):
-    status = 503
-    title = "Not configured"
 
 
 @dataclass(frozen=True)

@@ -57,3 +57,10 @@ class ProviderError(DomainError):
 
     status = 502
     title = "Provider error"
+
+
+class NotConfigured(DomainError):
+    """A provider integration the request needs has no credentials or secret configured."""
+
+    status = 503
+    title = "Not configured"
