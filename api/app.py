@@ -27,6 +27,7 @@ from api.routers import (
     pipelines,
     reporting,
     webhooks,
+    webhooks_out,
     widget,
 )
 from leadpilot.logs import configure_logging
@@ -95,7 +96,8 @@ def create_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(widget.router)
     app.include_router(pages.router)
-    for module in (auth, admin, inbox, crm, calendars, pipelines, payments, reporting, knowledge, analyst):
+    for module in (auth, admin, inbox, webhooks_out, crm, calendars, pipelines, payments, reporting, knowledge,
+                   analyst):
         app.include_router(module.router)
 
     app.add_middleware(AccessLog)

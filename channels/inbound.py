@@ -100,6 +100,11 @@ def store_message(session: Session, conversation: Conversation, *, idempotency_k
     if conversation.status == "resolved":
         conversation.status, conversation.resolved_at = "open", None
     realtime.message_event(session, message)
+    from services import webhooks
+
+    webhooks.emit(session, conversation.sub_account_id, "message.received", {
+        "message_id": str(message.id), "conversation_id": str(conversation.id),
+        "contact_id": str(conversation.contact_id), "body": body, "channel_id": str(conversation.channel_id)})
     return Stored(message.id, conversation.id, True)
 
 

@@ -137,6 +137,12 @@ def book_appointment(*, session: Session, request: BookingRequest, now: datetime
                 session.expunge(appointment)
             appointment = make_transient_copy(appointment)
     schedule_reminder(session=session, appointment=appointment, now=now)
+    from services import webhooks
+
+    webhooks.emit(session, appointment.sub_account_id, "appointment.booked", {
+        "appointment_id": str(appointment.id), "contact_id": str(appointment.contact_id),
+        "calendar_id": str(appointment.calendar_id), "start": appointment.start_time.isoformat(),
+        "end": appointment.end_time.isoformat(), "title": appointment.title})
     return appointment
 
 

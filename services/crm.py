@@ -178,6 +178,11 @@ def create_contact(*, session: Session, sub_account_id: uuid.UUID, fields: dict[
                       initial_contact_date=clean.pop("initial_contact_date", now), **clean)
     session.add(contact)
     session.flush()
+    from services import webhooks
+
+    webhooks.emit(session, sub_account_id, "contact.created", {
+        "contact_id": str(contact.id), "first_name": contact.first_name, "last_name": contact.last_name,
+        "email": contact.email, "phone": contact.phone, "source": contact.source})
     return contact
 
 

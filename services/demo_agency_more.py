@@ -855,6 +855,9 @@ def _webhooks_and_events(ctx: _Ctx, sub_id: uuid.UUID, contacts: Rows, appointme
                 "url": "https://hooks.example.com/leadpilot",
                 "events": ["contact.created", "appointment.booked", "opportunity.won"],
                 "secret": f"whsec_{ctx.uid().hex}",
+                # an example endpoint: nothing is sent to it until someone points it at a real URL and enables it
+                "description": "Example endpoint (disabled): set your URL and enable it",
+                "is_active": False,
             }
         ],
     )

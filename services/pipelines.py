@@ -124,6 +124,7 @@ def move_opportunity(*, session: Session, opportunity_id: uuid.UUID, to_stage_id
     if target.id == opportunity.stage_id:
         raise Conflict("The opportunity is already in that stage.")
     spent = max(0, int((now - opportunity.stage_entered_at).total_seconds()))
+    history_from = opportunity.stage_id
     session.add(OpportunityStageHistory(
         sub_account_id=opportunity.sub_account_id, opportunity_id=opportunity.id, from_stage_id=opportunity.stage_id,
         to_stage_id=target.id, changed_by_user_id=user_id, duration_seconds=spent, changed_at=now))
@@ -132,6 +133,14 @@ def move_opportunity(*, session: Session, opportunity_id: uuid.UUID, to_stage_id
     opportunity.closed_at = now if opportunity.status != "open" else None
     opportunity.lost_reason = lost_reason if target.is_lost else None
     session.flush()
+    from services import webhooks
+
+    data = {"opportunity_id": str(opportunity.id), "contact_id": str(opportunity.contact_id),
+            "from_stage_id": str(history_from), "to_stage_id": str(target.id), "stage": target.name,
+            "status": opportunity.status, "value": str(opportunity.monetary_value)}
+    webhooks.emit(session, opportunity.sub_account_id, "opportunity.stage_changed", data)
+    if opportunity.status == "won":
+        webhooks.emit(session, opportunity.sub_account_id, "opportunity.won", data)
     return opportunity
 
 

@@ -31,6 +31,7 @@ def create_celery() -> Celery:
             "workers.reactivate_handoff": {"queue": "agent"},
             "workers.reembed_knowledge_base": {"queue": "default"},
             "workers.send_message": {"queue": "outbound"},
+            "workers.deliver_webhook": {"queue": "outbound"},
         },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
         task_acks_late=True,

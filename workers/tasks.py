@@ -224,6 +224,20 @@ def send_message(self: Task, event_id: str, agency_id: str, sub_account_id: str)
     return attempt.status or attempt.outcome
 
 
+@celery_app.task(name="workers.deliver_webhook")
+def deliver_webhook(event_id: str, agency_id: str, sub_account_id: str, attempt: int = 1) -> str:
+    """One attempt at one outbound webhook delivery; the next attempt is scheduled with backoff (see
+    services/webhooks.py). Safe to run twice: a delivered event is done."""
+    from services import webhooks
+
+    scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
+    retry_in = webhooks.deliver(scope, uuid.UUID(event_id), attempt)
+    if retry_in is not None:
+        deliver_webhook.apply_async(args=[event_id, agency_id, sub_account_id, attempt + 1], countdown=retry_in)
+        return "retrying"
+    return "finished"
+
+
 TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder,
                                 "handoff.reactivate": reactivate_handoff, "agent.turn": agent_turn_event,
-                                "message.send": send_message}
+                                "message.send": send_message, "webhook.deliver": deliver_webhook}
