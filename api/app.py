@@ -19,6 +19,7 @@ from api.routers import (
     analyst,
     auth,
     calendars,
+    campaigns,
     crm,
     inbox,
     knowledge,
@@ -96,8 +97,9 @@ def create_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(widget.router)
     app.include_router(pages.router)
-    for module in (auth, admin, inbox, webhooks_out, crm, calendars, pipelines, payments, reporting, knowledge,
-                   analyst):
+    app.include_router(campaigns.tracking)
+    for module in (auth, admin, inbox, webhooks_out, campaigns, crm, calendars, pipelines, payments, reporting,
+                   knowledge, analyst):
         app.include_router(module.router)
 
     app.add_middleware(AccessLog)

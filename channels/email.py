@@ -443,7 +443,8 @@ class EmailTransport:
             self._smtp(mail, out)
             return Sent(message_id, "sent", {**headers, "transport": self.name})
         request = {**headers, "subject": str(mail["Subject"]), "to": out.contact.email, "from": str(mail["From"]),
-                   "body": out.message.body, "html_body": out.message.html_body}
+                   "body": out.message.body, "html_body": out.message.html_body,
+                   "list_unsubscribe": str(mail["List-Unsubscribe"] or "") or None}
         _Recorder(request).send(out)
         return Sent(message_id, "sent", {**headers, "transport": "sandbox:smtp"})
 
@@ -518,6 +519,10 @@ def compose(out: Outgoing) -> EmailMessage:
     mail["To"] = formataddr((_line(out.contact.name or ""), out.contact.email))
     mail["Subject"] = _line(subject)
     mail["Date"] = format_datetime(datetime.now(UTC))
+    unsubscribe = (out.message.metadata_ or {}).get("list_unsubscribe")
+    if unsubscribe:  # campaigns: one-click unsubscribe (RFC 8058) in the mail client itself
+        mail["List-Unsubscribe"] = f"<{unsubscribe}>"
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail["Message-ID"] = f"<{hashlib.sha256(out.key.encode()).hexdigest()[:32]}@{domain}>"
     if ids:
         mail["In-Reply-To"] = ids[-1]

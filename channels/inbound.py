@@ -100,8 +100,11 @@ def store_message(session: Session, conversation: Conversation, *, idempotency_k
     if conversation.status == "resolved":
         conversation.status, conversation.resolved_at = "open", None
     realtime.message_event(session, message)
-    from services import webhooks
+    from services import analytics, webhooks
 
+    analytics.record(session, conversation.sub_account_id, "message_received", contact_id=conversation.contact_id,
+                     properties={"conversation_id": str(conversation.id), "message_id": str(message.id),
+                                 "channel_id": str(conversation.channel_id)})
     webhooks.emit(session, conversation.sub_account_id, "message.received", {
         "message_id": str(message.id), "conversation_id": str(conversation.id),
         "contact_id": str(conversation.contact_id), "body": body, "channel_id": str(conversation.channel_id)})

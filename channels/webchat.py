@@ -165,3 +165,15 @@ def say(visitor: Visitor, body: str, client_id: str) -> dict[str, Any]:
             inbound.queue_turn(session, conversation, stored.message_id, agency_id=visitor.widget.agency_id,
                                delay_seconds=inbound.reply_delay(channel), now=now)
     return {"id": str(stored.message_id), "client_id": client_id, "created": stored.created}
+
+
+def page_view(visitor: Visitor, url: str, referrer: str | None) -> None:
+    """The widget reports the page its visitor is on (the site's tracking, as GoHighLevel's script does)."""
+    from services import analytics
+
+    if not url:
+        return
+    with tenant_session(visitor.widget.scope) as session:
+        analytics.record(session, visitor.widget.sub_account_id, "page_viewed", contact_id=visitor.contact_id,
+                         properties={"page_url": url, "referrer": referrer}, source="web",
+                         session_id=str(visitor.conversation_id))

@@ -137,8 +137,11 @@ def book_appointment(*, session: Session, request: BookingRequest, now: datetime
                 session.expunge(appointment)
             appointment = make_transient_copy(appointment)
     schedule_reminder(session=session, appointment=appointment, now=now)
-    from services import webhooks
+    from services import analytics, webhooks
 
+    analytics.record(session, appointment.sub_account_id, "appointment_booked", contact_id=appointment.contact_id,
+                     properties={"appointment_id": str(appointment.id), "calendar_id": str(appointment.calendar_id),
+                                 "start": appointment.start_time.isoformat()}, source=appointment.source)
     webhooks.emit(session, appointment.sub_account_id, "appointment.booked", {
         "appointment_id": str(appointment.id), "contact_id": str(appointment.contact_id),
         "calendar_id": str(appointment.calendar_id), "start": appointment.start_time.isoformat(),

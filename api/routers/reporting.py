@@ -128,3 +128,28 @@ def agency_handoffs(t: Annotated[Tenant, Depends(agency("reports.read"))], start
                     end: AwareDatetime | None = None,
                     format: Literal["json", "png"] = "json") -> Any:  # noqa: A002 (the query's name)
     return _handoffs(t, start, end, format)
+
+
+@router.get("/v1/sub-accounts/{sub_account_id}/reports/funnel", summary="Conversion funnel over analytics events")
+def funnel(t: Annotated[Tenant, Depends(sub_account("reports.read"))],
+           steps: Annotated[list[str], Query(description="Event names in order, e.g. page_viewed, "
+                                                         "message_received, appointment_booked")],
+           start: AwareDatetime | None = None, end: AwareDatetime | None = None) -> dict[str, Any]:
+    """Contacts who did each step after the one before it, with the conversion from the previous step and from
+    the first. Default window: the last 30 days."""
+    from services import analytics
+
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=30)
+    with t.session() as s:
+        return analytics.funnel(session=s, steps=steps, start=start, end=end)
+
+
+@router.get("/v1/sub-accounts/{sub_account_id}/contacts/{contact_id}/journey",
+            summary="Everything a contact did, oldest first")
+def journey(t: Annotated[Tenant, Depends(sub_account("contacts.read"))], contact_id: uuid.UUID) -> list[dict[str, Any]]:
+    from services import analytics, crm
+
+    with t.session() as s:
+        crm.get_contact_or_raise(session=s, contact_id=contact_id)
+        return analytics.journey(session=s, contact_id=contact_id)

@@ -129,6 +129,9 @@ async def widget_socket(socket: WebSocket, key: str, token: str | None = None) -
                 elif kind == "typing" and visitor is not None:
                     await run_in_threadpool(realtime.typing, visitor.widget.sub_account_id,
                                             visitor.conversation_id, "contact", bool(data.get("on", True)))
+                elif kind == "page_view" and visitor is not None:
+                    await run_in_threadpool(webchat.page_view, visitor, str(data.get("url") or "")[:2000],
+                                            str(data.get("referrer") or "")[:2000] or None)
                 elif kind == "ping":
                     await socket.send_json({"type": "pong"})
             except DomainError as exc:

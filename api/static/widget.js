@@ -128,6 +128,10 @@
         state.token = data.token; safeSet(STORE, data.token); state.session = true; state.starting = false;
         $(".prechat").classList.remove("on");
       } else if (data.type === "transcript") {
+        if (!state.viewed) {  // one page view per page load, once the visitor is known
+          state.viewed = true;
+          send({type: "page_view", url: location.href, referrer: document.referrer});
+        }
         state.session = true;
         state.order = state.order.filter(function (k) { return state.messages[k].pending; });
         data.messages.forEach(function (m) { upsert(m); });
