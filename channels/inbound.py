@@ -105,6 +105,10 @@ def store_message(session: Session, conversation: Conversation, *, idempotency_k
     analytics.record(session, conversation.sub_account_id, "message_received", contact_id=conversation.contact_id,
                      properties={"conversation_id": str(conversation.id), "message_id": str(message.id),
                                  "channel_id": str(conversation.channel_id)})
+    from services import workflows
+
+    workflows.fire(session, conversation.sub_account_id, "inbound_message", conversation.contact_id,
+                   {"channel_id": str(conversation.channel_id)})
     webhooks.emit(session, conversation.sub_account_id, "message.received", {
         "message_id": str(message.id), "conversation_id": str(conversation.id),
         "contact_id": str(conversation.contact_id), "body": body, "channel_id": str(conversation.channel_id)})

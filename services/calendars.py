@@ -142,6 +142,10 @@ def book_appointment(*, session: Session, request: BookingRequest, now: datetime
     analytics.record(session, appointment.sub_account_id, "appointment_booked", contact_id=appointment.contact_id,
                      properties={"appointment_id": str(appointment.id), "calendar_id": str(appointment.calendar_id),
                                  "start": appointment.start_time.isoformat()}, source=appointment.source)
+    from services import workflows
+
+    workflows.fire(session, appointment.sub_account_id, "appointment_booked", appointment.contact_id,
+                   {"calendar_id": str(appointment.calendar_id)})
     webhooks.emit(session, appointment.sub_account_id, "appointment.booked", {
         "appointment_id": str(appointment.id), "contact_id": str(appointment.contact_id),
         "calendar_id": str(appointment.calendar_id), "start": appointment.start_time.isoformat(),

@@ -210,6 +210,12 @@ def send_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH) 
 def record_open(*, session: Session, token: str, now: datetime | None = None) -> bool:
     """The open pixel was loaded (mail clients preload: counted, first time kept)."""
     now = now or datetime.now(UTC)
+    if token.startswith("m-"):  # a workflow's email: the message itself records the open
+        message = session.scalar(select(Message).where(Message.metadata_["tracking_token"].astext == token))
+        if message is None:
+            return False
+        message.read_at = message.read_at or now
+        return True
     recipient = session.scalar(select(MessageCampaignRecipient).where(MessageCampaignRecipient.tracking_token == token))
     if recipient is None:
         return False
@@ -226,6 +232,12 @@ def record_click(*, session: Session, token: str, url: str, signature: str, ip: 
     if not hmac.compare_digest(_sign(token, url), signature):
         return None
     now = now or datetime.now(UTC)
+    if token.startswith("m-"):  # a workflow's email: a click proves the open
+        message = session.scalar(select(Message).where(Message.metadata_["tracking_token"].astext == token))
+        if message is None:
+            return None
+        message.read_at = message.read_at or now
+        return url
     recipient = session.scalar(select(MessageCampaignRecipient).where(MessageCampaignRecipient.tracking_token == token))
     if recipient is None:
         return None
@@ -244,6 +256,13 @@ def unsubscribe(*, session: Session, token: str, now: datetime | None = None) ->
     from services import crm
 
     now = now or datetime.now(UTC)
+    if token.startswith("m-"):  # a workflow's email
+        message = session.scalar(select(Message).where(Message.metadata_["tracking_token"].astext == token))
+        if message is None or message.contact_id is None:
+            return False
+        crm.set_dnd(session=session, contact_id=message.contact_id, channel="email", enabled=True,
+                    reason="unsubscribed")
+        return True
     recipient = session.scalar(select(MessageCampaignRecipient).where(MessageCampaignRecipient.tracking_token == token))
     if recipient is None:
         return False

@@ -183,6 +183,9 @@ def create_contact(*, session: Session, sub_account_id: uuid.UUID, fields: dict[
     webhooks.emit(session, sub_account_id, "contact.created", {
         "contact_id": str(contact.id), "first_name": contact.first_name, "last_name": contact.last_name,
         "email": contact.email, "phone": contact.phone, "source": contact.source})
+    from services import workflows
+
+    workflows.fire(session, sub_account_id, "contact_created", contact.id, {"source": contact.source})
     return contact
 
 
@@ -243,8 +246,13 @@ def add_tag(*, session: Session, contact_id: uuid.UUID, name: str) -> Tag:
         tag = Tag(sub_account_id=contact.sub_account_id, name=name)
         session.add(tag)
         session.flush()
-    session.execute(pg_insert(ContactTag).values(contact_id=contact.id, tag_id=tag.id,
-                                                 sub_account_id=contact.sub_account_id).on_conflict_do_nothing())
+    added = session.execute(pg_insert(ContactTag).values(contact_id=contact.id, tag_id=tag.id,
+                                                         sub_account_id=contact.sub_account_id)
+                            .on_conflict_do_nothing().returning(ContactTag.contact_id)).first()
+    if added is not None:  # newly tagged: workflows waiting for this tag start
+        from services import workflows
+
+        workflows.fire(session, contact.sub_account_id, "tag_added", contact.id, {"tag": tag.name})
     return tag
 
 

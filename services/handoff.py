@@ -44,8 +44,10 @@ def open_handoff(*, session: Session, conversation_id: uuid.UUID, reason: str, s
     event = {"type": "handoff.opened", "conversation_id": str(conversation.id), "handoff_id": str(handoff.id),
              "reason": reason, "summary": summary, "requested_at": handoff.requested_at.isoformat()}
     after_commit(session, lambda: realtime.publish([realtime.sub_channel(conversation.sub_account_id)], event))
-    from services import webhooks
+    from services import webhooks, workflows
 
+    workflows.fire(session, conversation.sub_account_id, "handoff_opened", conversation.contact_id,
+                   {"reason": reason})
     webhooks.emit(session, conversation.sub_account_id, "handoff.opened",
                   {k: v for k, v in event.items() if k != "type"} | {"contact_id": str(conversation.contact_id)})
     return handoff, True

@@ -32,6 +32,8 @@ def create_celery() -> Celery:
             "workers.reembed_knowledge_base": {"queue": "default"},
             "workers.send_message": {"queue": "outbound"},
             "workers.deliver_webhook": {"queue": "outbound"},
+            "workers.campaign_batch": {"queue": "campaigns"},
+            "workers.workflow_sweep": {"queue": "workflows"},
         },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
         task_acks_late=True,
@@ -52,6 +54,7 @@ def create_celery() -> Celery:
         beat_schedule={
             "dispatch-outbox": {"task": "workers.dispatch_outbox", "schedule": 30.0},
             "deliver-due-reports": {"task": "workers.deliver_due_reports", "schedule": 300.0},
+            "workflow-sweep": {"task": "workers.workflow_sweep", "schedule": 30.0},
         },
     )
     return app

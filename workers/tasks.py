@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import Task
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from models.db import TenantScope, get_app_engine, owner_session, tenant_session, tenant_unit_of_work
 from services import outbox, report_templates
@@ -236,6 +236,46 @@ def deliver_webhook(event_id: str, agency_id: str, sub_account_id: str, attempt:
         deliver_webhook.apply_async(args=[event_id, agency_id, sub_account_id, attempt + 1], countdown=retry_in)
         return "retrying"
     return "finished"
+
+
+@celery_app.task(name="workers.campaign_batch")
+def campaign_batch(campaign_id: str, agency_id: str, sub_account_id: str) -> int:
+    """Render and store one batch of a campaign's messages, hand them to the outbound queue (after commit),
+    then queue the next batch; the last, empty batch marks the campaign sent. Recipients already holding a
+    message are skipped, so a redelivered batch sends nobody twice."""
+    from channels.outbound import queue_send
+    from models.conversations import Message
+    from services import campaigns
+
+    scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
+    with tenant_session(scope) as session:
+        ids = campaigns.send_batch(session=session, campaign_id=uuid.UUID(campaign_id))
+        for message in session.scalars(select(Message).where(Message.id.in_(ids))) if ids else []:
+            queue_send(session, message)
+    if ids:
+        campaign_batch.apply_async(args=[campaign_id, agency_id, sub_account_id])
+    return len(ids)
+
+
+@celery_app.task(name="workers.workflow_sweep")
+def workflow_sweep(agency_id: str | None = None, sub_account_id: str | None = None) -> int:
+    """Run the workflow steps that are due: of one sub-account (after a trigger), or of every sub-account
+    (beat, every 30 s: waits that ended, retries, steps whose hand-off was lost, anything after a restart)."""
+    from datetime import UTC, datetime
+
+    from services import workflows
+
+    now = datetime.now(UTC)
+    if sub_account_id is None:
+        with owner_session() as session:
+            targets = workflows.due_sub_accounts(session, now)
+    else:
+        targets = [(uuid.UUID(str(agency_id)), uuid.UUID(sub_account_id))]
+    ran = 0
+    for agency, sub in targets:
+        with tenant_session(TenantScope(agency_id=agency, sub_account_id=sub)) as session:
+            ran += workflows.run_due(session, now)
+    return ran
 
 
 TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder,

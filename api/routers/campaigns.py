@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from api.deps import Tenant, sub_account
+from models.conversations import Message
 from models.db import TenantScope, owner_session, tenant_session
 from models.marketing import EmailTemplate, MessageCampaign, MessageCampaignRecipient, SmsTemplate
 from models.tenancy import SubAccount
@@ -105,9 +106,14 @@ def stats(t: Read, campaign_id: uuid.UUID) -> dict[str, Any]:
 def _scope_of(token: str) -> TenantScope | None:
     """Tracking links carry no tenant: find the recipient's sub-account by its token (owner role, one row)."""
     with owner_session() as session:
-        found = session.execute(select(MessageCampaignRecipient.sub_account_id, SubAccount.agency_id).join(
-            SubAccount, SubAccount.id == MessageCampaignRecipient.sub_account_id).where(
-            MessageCampaignRecipient.tracking_token == token)).first()
+        if token.startswith("m-"):  # a workflow's email
+            found = session.execute(select(Message.sub_account_id, SubAccount.agency_id).join(
+                SubAccount, SubAccount.id == Message.sub_account_id).where(
+                Message.metadata_["tracking_token"].astext == token)).first()
+        else:
+            found = session.execute(select(MessageCampaignRecipient.sub_account_id, SubAccount.agency_id).join(
+                SubAccount, SubAccount.id == MessageCampaignRecipient.sub_account_id).where(
+                MessageCampaignRecipient.tracking_token == token)).first()
     return TenantScope(agency_id=found[1], sub_account_id=found[0]) if found else None
 
 

@@ -1,0 +1,146 @@
+"""Workflows: the seed's "Welcome Series" tree with simulated time: the contact who opened the welcome email
+gets the product tips and the Engaged tag, the one who did not gets the re-engagement email and Needs Nurture;
+the wait is durable (the steps after it run in another process, as after a restart); editing the live workflow
+does not change running executions; once per contact; a failing step retries then fails the execution."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import app
+from leadpilot.settings import PROJECT_ROOT
+from models.conversations import Message
+from models.db import TenantScope, tenant_session
+from models.workflows import Workflow, WorkflowAction, WorkflowActionExecution, WorkflowExecution, WorkflowTrigger
+from services import crm, workflows
+from tests.conftest import Demo
+
+pytestmark = pytest.mark.integration
+DAY = 24 * 3600
+
+
+def _welcome_series(session, sub: uuid.UUID, tag: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    flow = Workflow(sub_account_id=sub, name=f"Welcome Series {tag}", status="published")
+    session.add(flow)
+    session.flush()
+    session.add(WorkflowTrigger(sub_account_id=sub, workflow_id=flow.id, trigger_type="tag_added",
+                                conditions={"tag": tag}))
+
+    def action(kind: str, name: str, parent: WorkflowAction | None = None, branch: str | None = None,
+               **config: object) -> WorkflowAction:
+        row = WorkflowAction(sub_account_id=sub, workflow_id=flow.id, parent_action_id=parent.id if parent else None,
+                             branch=branch, action_type=kind, name=name, config=config)
+        session.add(row)
+        session.flush()
+        return row
+
+    welcome = action("send_email", "Send Welcome Email", subject="Welcome, {{ first_name }}!",
+                     body="Hi {{ first_name }}, welcome!", defaults={"first_name": "friend"},
+                     html='<p>Hi {{ first_name }}</p><a href="https://restaurant.example/menu">Menu</a>')
+    wait = action("wait", "Wait 1 Day", welcome, seconds=DAY)
+    check = action("if_else", "Opened Email?", wait, condition={"type": "email_opened"})
+    tips = action("send_email", "Send Product Tips", check, "yes", subject="Tips", body="Our chef's tips")
+    nudge = action("send_email", "Send Re-engagement Email", check, "no", subject="We miss you", body="Come back")
+    action("add_tag", "Add Tag: Engaged", tips, tag="Engaged")
+    action("add_tag", "Add Tag: Needs Nurture", nudge, tag="Needs Nurture")
+    return flow.id
+
+
+def _sweep_in_another_process(now: datetime) -> int:
+    """What the beat sweeper does after a restart: a new process, nothing in memory, only the database."""
+    code = ("import sys, json; from datetime import datetime; from workers.tasks import workflow_sweep; "
+            "from services import workflows; from models.db import owner_session, TenantScope, tenant_session; "
+            "now = datetime.fromisoformat(sys.argv[1]); ran = 0\n"
+            "with owner_session() as s: targets = workflows.due_sub_accounts(s, now)\n"
+            "for a, sub in targets:\n"
+            "    with tenant_session(TenantScope(agency_id=a, sub_account_id=sub)) as s:\n"
+            "        ran += workflows.run_due(s, now)\n"
+            "print(json.dumps(ran))")
+    done = subprocess.run([sys.executable, "-c", code, now.isoformat()], cwd=PROJECT_ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=120, check=True)
+    return int(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_welcome_series_branches_on_the_open_and_survives_a_restart(demo: Demo) -> None:
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    tag = f"new-member-{uuid.uuid4().hex[:6]}"
+    with tenant_session(scope) as session:
+        flow_id = _welcome_series(session, demo.a, tag)
+        people = [crm.create_contact(session=session, sub_account_id=demo.a,
+                                     fields={"first_name": name, "email": f"{name.lower()}-{tag}@example.com"})
+                  for name in ("Opal", "Nate")]
+        for person in people:  # the trigger: the tag is added
+            crm.add_tag(session=session, contact_id=person.id, name=tag)
+        crm.add_tag(session=session, contact_id=people[0].id, name=tag)  # again: no second execution
+        ids = [p.id for p in people]
+    t0 = datetime.now(UTC)
+    with tenant_session(scope) as session:
+        assert workflows.run_due(session, t0) >= 4  # welcome emails sent, waits scheduled
+        executions = {e.contact_id: e for e in session.scalars(select(WorkflowExecution).where(
+            WorkflowExecution.workflow_id == flow_id))}
+        assert set(executions) == set(ids) and {e.status for e in executions.values()} == {"waiting"}
+        welcome = {m.contact_id: m for m in session.scalars(select(Message).where(
+            Message.contact_id.in_(ids), Message.subject.like("Welcome%")))}
+        assert welcome[ids[0]].subject == "Welcome, Opal!" and "/t/o/m-" in welcome[ids[0]].html_body
+        # the flow is edited while both wait: running executions keep their own plan
+        flow = session.get(Workflow, flow_id)
+        flow.version += 1
+        tips = session.scalars(select(WorkflowAction).where(WorkflowAction.workflow_id == flow_id,
+                                                            WorkflowAction.name == "Send Product Tips")).one()
+        tips.config = {**tips.config, "subject": "EDITED"}
+    token = welcome[ids[0]].metadata_["tracking_token"]
+    assert TestClient(app).get(f"/t/o/{token}.gif").status_code == 200  # Opal opens the welcome email
+    assert _sweep_in_another_process(t0 + timedelta(hours=23)) == 0  # the wait is not over
+    assert _sweep_in_another_process(t0 + timedelta(days=1, minutes=1)) >= 6  # both branches, after a "restart"
+    with tenant_session(scope) as session:
+        tags = {i: crm.contact_tags(session=session, contact_id=i) for i in ids}
+        subjects = {i: sorted(m.subject for m in session.scalars(select(Message).where(Message.contact_id == i)))
+                    for i in ids}
+        done = {e.contact_id: e.status for e in session.scalars(select(WorkflowExecution).where(
+            WorkflowExecution.workflow_id == flow_id))}
+        steps = session.scalars(select(WorkflowActionExecution).join(WorkflowExecution).where(
+            WorkflowExecution.workflow_id == flow_id)).all()
+    assert "Engaged" in tags[ids[0]] and "Needs Nurture" not in tags[ids[0]]
+    assert "Needs Nurture" in tags[ids[1]] and "Engaged" not in tags[ids[1]]
+    assert subjects[ids[0]] == ["Tips", "Welcome, Opal!"]  # the plan it started with, not the edit
+    assert subjects[ids[1]] == ["We miss you", "Welcome, Nate!"]
+    assert set(done.values()) == {"completed"} and {s.status for s in steps} == {"completed"}
+    assert len(steps) == 2 * 5  # welcome, wait, if, branch email, tag: every step recorded
+
+
+def test_a_failing_step_retries_then_fails_the_execution_and_dry_run_shows_the_path(demo: Demo) -> None:
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    with tenant_session(scope) as session:
+        flow = Workflow(sub_account_id=demo.a, name="Broken", status="published")
+        session.add(flow)
+        session.flush()
+        check = WorkflowAction(sub_account_id=demo.a, workflow_id=flow.id, action_type="if_else", name="VIP?",
+                               config={"condition": {"type": "has_tag", "tag": "vip"}})
+        session.add(check)
+        session.flush()
+        session.add(WorkflowAction(sub_account_id=demo.a, workflow_id=flow.id, parent_action_id=check.id,
+                                   branch="no", action_type="update_field", name="Bad field",
+                                   config={"changes": {"no_such_field": 1}}))
+        contact = crm.create_contact(session=session, sub_account_id=demo.a,
+                                     fields={"email": f"broken-{uuid.uuid4().hex[:6]}@example.com"})
+        path = workflows.dry_run(session, flow.id, contact.id)
+        assert [(p["type"], p.get("branch")) for p in path] == [("if_else", "no"), ("update_field", None)]
+        execution = workflows.start(session, flow, contact.id, {"type": "manual"})
+        assert workflows.start(session, flow, contact.id, {"type": "manual"}) is None  # once per contact
+        t = datetime.now(UTC)
+        for minutes in (0, 1, 3, 10):
+            workflows.run_due(session, t + timedelta(minutes=minutes))
+        session.refresh(execution)
+        failed = session.scalars(select(WorkflowActionExecution).where(
+            WorkflowActionExecution.workflow_execution_id == execution.id,
+            WorkflowActionExecution.status == "failed")).one()
+    assert execution.status == "failed" and failed.attempts == workflows.MAX_STEP_ATTEMPTS and execution.error
