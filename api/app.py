@@ -30,6 +30,7 @@ from api.routers import (
     webhooks,
     webhooks_out,
     widget,
+    workflows,
 )
 from leadpilot.logs import configure_logging
 from leadpilot.settings import get_settings
@@ -98,8 +99,8 @@ def create_app() -> FastAPI:
     app.include_router(widget.router)
     app.include_router(pages.router)
     app.include_router(campaigns.tracking)
-    for module in (auth, admin, inbox, webhooks_out, campaigns, crm, calendars, pipelines, payments, reporting,
-                   knowledge, analyst):
+    for module in (auth, admin, inbox, webhooks_out, campaigns, workflows, crm, calendars, pipelines, payments,
+                   reporting, knowledge, analyst):
         app.include_router(module.router)
 
     app.add_middleware(AccessLog)

@@ -160,6 +160,11 @@ def record_payment(*, session: Session, invoice_id: uuid.UUID, amount: Decimal, 
     invoice.amount_paid += amount
     if invoice.amount_paid == invoice.total_amount:
         invoice.status, invoice.paid_at = "paid", now
+        from services import webhooks, workflows
+
+        event = {"invoice_id": str(invoice.id), "total": str(invoice.total_amount), "currency": invoice.currency}
+        workflows.fire(session, invoice.sub_account_id, "invoice_paid", invoice.contact_id, event)
+        webhooks.emit(session, invoice.sub_account_id, "invoice.paid", {**event, "contact_id": str(invoice.contact_id)})
     session.flush()
     return payment
 

@@ -139,6 +139,11 @@ def move_opportunity(*, session: Session, opportunity_id: uuid.UUID, to_stage_id
             "from_stage_id": str(history_from), "to_stage_id": str(target.id), "stage": target.name,
             "status": opportunity.status, "value": str(opportunity.monetary_value)}
     webhooks.emit(session, opportunity.sub_account_id, "opportunity.stage_changed", data)
+    from services import workflows
+
+    workflows.fire(session, opportunity.sub_account_id, "opportunity_stage_changed", opportunity.contact_id,
+                   {"stage": target.name, "stage_id": str(target.id), "pipeline_id": str(opportunity.pipeline_id),
+                    "opportunity_id": str(opportunity.id), "days_in_previous_stage": spent // 86400})
     if opportunity.status == "won":
         webhooks.emit(session, opportunity.sub_account_id, "opportunity.won", data)
     return opportunity

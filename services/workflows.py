@@ -12,7 +12,8 @@ children carrying their branch), one durable step at a time.
 
 Actions: send_email, send_sms (Jinja2 templates with defaults, as campaigns), wait (`seconds` or `until`),
 if_else (`condition`: email_opened, has_tag, field_equals), add_tag, remove_tag, update_field, create_task,
-hand_to_human, end."""
+assign_user, create_opportunity, move_opportunity, hand_to_human, hand_to_ai, webhook (a signed
+`workflow.webhook` event to the sub-account's endpoints), end."""
 
 from __future__ import annotations
 
@@ -125,11 +126,15 @@ def start(session: Session, workflow: Workflow, contact_id: uuid.UUID, trigger_e
 
 
 def _schedule(session: Session, execution: WorkflowExecution, action_id: str, due: datetime) -> None:
-    execution.current_action_id = uuid.UUID(action_id)
+    exists = session.get(WorkflowAction, uuid.UUID(action_id)) is not None
+    execution.current_action_id = uuid.UUID(action_id) if exists else None
     execution.status = "waiting" if due > datetime.now(UTC) else "running"
+    # the plan's node id is kept on the step itself: an edit of the live workflow replaces its action rows
+    # (the foreign key then empties), while this execution goes on with its own copy of the tree
     session.add(WorkflowActionExecution(sub_account_id=execution.sub_account_id, workflow_execution_id=execution.id,
-                                        workflow_action_id=uuid.UUID(action_id), status="scheduled",
-                                        scheduled_for=due))
+                                        workflow_action_id=uuid.UUID(action_id) if exists else None,
+                                        status="scheduled",
+                                        scheduled_for=due, result={"plan_action": action_id}))
 
 
 def run_due(session: Session, now: datetime | None = None, limit: int = 200) -> int:
@@ -156,12 +161,12 @@ def _run_step(session: Session, step: WorkflowActionExecution, now: datetime) ->
         step.status = "skipped"
         return
     plan = execution.context["plan"]
-    action_id = str(step.workflow_action_id)
+    action_id = (step.result or {}).get("plan_action") or str(step.workflow_action_id)
     node = plan["actions"][action_id]
     step.status, step.started_at, step.attempts = "running", now, step.attempts + 1
     try:
         with session.begin_nested():
-            result, branch, due = _perform(session, execution, node, now)
+            result, branch, due = _perform(session, execution, node, now, action_id)
     except Exception as exc:  # noqa: BLE001 - any failure of a step is recorded on it, then retried
         error = f"{type(exc).__name__}: {exc}"[:2000]
         step.error = error
@@ -171,7 +176,7 @@ def _run_step(session: Session, step: WorkflowActionExecution, now: datetime) ->
             step.status, step.completed_at = "failed", now
             execution.status, execution.error, execution.completed_at = "failed", error, now
         return
-    step.status, step.completed_at, step.result = "completed", now, result
+    step.status, step.completed_at, step.result = "completed", now, {"plan_action": action_id, **result}
     following = node["yes"] if branch == "yes" else node["no"] if branch == "no" else node["next"]
     if node["type"] == "end" or following is None:
         execution.status, execution.completed_at, execution.current_action_id = "completed", now, None
@@ -179,15 +184,15 @@ def _run_step(session: Session, step: WorkflowActionExecution, now: datetime) ->
         _schedule(session, execution, following, due or now)
 
 
-def _perform(session: Session, execution: WorkflowExecution, node: dict[str, Any],
-             now: datetime) -> tuple[dict[str, Any], str | None, datetime | None]:
+def _perform(session: Session, execution: WorkflowExecution, node: dict[str, Any], now: datetime,
+             action_id: str = "") -> tuple[dict[str, Any], str | None, datetime | None]:
     """Do one action: (what it did, the if/else branch taken, when the next step is due)."""
     kind, config = node["type"], node["config"]
     contact = session.get(Contact, execution.contact_id)
     if contact is None or contact.deleted_at is not None:
         raise NotFound("The contact is gone.")
     if kind in ("send_email", "send_sms"):
-        message = _send(session, execution, contact, "email" if kind == "send_email" else "sms", config)
+        message = _send(session, execution, contact, "email" if kind == "send_email" else "sms", config, action_id)
         if message is None:
             return {"skipped": "opted out or no address"}, None, None
         context = dict(execution.context)
@@ -227,6 +232,47 @@ def _perform(session: Session, execution: WorkflowExecution, node: dict[str, Any
         open_handoff(session=session, conversation_id=conversation.id, reason="manual",
                      summary=str(config.get("summary") or "Handed over by a workflow."))
         return {"conversation_id": str(conversation.id)}, None, None
+    if kind == "assign_user":
+        contact.assigned_user_id = uuid.UUID(str(config["user_id"]))
+        return {"user_id": str(config["user_id"])}, None, None
+    if kind == "create_opportunity":
+        from decimal import Decimal
+
+        from services import pipelines
+
+        deal = pipelines.create_opportunity(session=session, pipeline_id=uuid.UUID(str(config["pipeline_id"])),
+                                            contact_id=contact.id, name=str(config.get("name") or contact.name),
+                                            monetary_value=Decimal(str(config.get("value", 0))), now=now)
+        context = dict(execution.context)
+        context["opportunity_id"] = str(deal.id)
+        execution.context = context
+        return {"opportunity_id": str(deal.id)}, None, None
+    if kind == "move_opportunity":
+        from services import pipelines
+
+        deal_id = (config.get("opportunity_id") or (execution.context or {}).get("opportunity_id")
+                   or (execution.trigger_event or {}).get("opportunity_id"))
+        if not deal_id:
+            raise InvalidInput("No opportunity to move (create one first, or start from a deal's trigger).")
+        pipelines.move_opportunity(session=session, opportunity_id=uuid.UUID(str(deal_id)),
+                                   to_stage_id=uuid.UUID(str(config["stage_id"])), now=now)
+        return {"opportunity_id": str(deal_id), "stage_id": str(config["stage_id"])}, None, None
+    if kind == "hand_to_ai":
+        from models.conversations import ConversationAIConfig
+
+        configs = session.scalars(select(ConversationAIConfig).join(
+            Conversation, Conversation.id == ConversationAIConfig.conversation_id).where(
+            Conversation.contact_id == contact.id)).all()
+        for ai in configs:
+            ai.is_active, ai.handoff_to_human = True, False
+        return {"conversations": len(configs)}, None, None
+    if kind == "webhook":
+        from services import webhooks
+
+        queued = webhooks.emit(session, contact.sub_account_id, "workflow.webhook", {
+            "workflow_execution_id": str(execution.id), "contact_id": str(contact.id),
+            "payload": config.get("payload") or {}})
+        return {"deliveries": queued}, None, None
     if kind == "end":
         return {}, None, None
     raise InvalidInput(f"The action {kind!r} is not supported by this engine yet.")
@@ -249,7 +295,7 @@ def _condition(session: Session, execution: WorkflowExecution, contact: Contact,
 
 
 def _send(session: Session, execution: WorkflowExecution, contact: Contact, channel_type: str,
-          config: dict[str, Any]) -> Message | None:
+          config: dict[str, Any], action_id: str) -> Message | None:
     """A templated message on the contact's conversation of that channel, through the outbound path (opted-out
     contacts and contacts without an address get nothing). Email carries an open pixel for if/else."""
     from channels.outbound import queue_send
@@ -279,7 +325,7 @@ def _send(session: Session, execution: WorkflowExecution, contact: Contact, chan
         subject=compile_template(config.get("subject", "")).render(values).strip() or None,
         body=compile_template(config.get("body", "")).render(values).strip(),
         html_body=tracked_html(html, token) if html else None, status="queued",
-        idempotency_key=f"workflow:{execution.id}:{execution.current_action_id}",
+        idempotency_key=f"workflow:{execution.id}:{action_id}",  # one message per step of an execution
         metadata_={"workflow_execution_id": str(execution.id), "tracking_token": token})
     session.add(message)
     session.flush()

@@ -144,3 +144,42 @@ def test_a_failing_step_retries_then_fails_the_execution_and_dry_run_shows_the_p
             WorkflowActionExecution.workflow_execution_id == execution.id,
             WorkflowActionExecution.status == "failed")).one()
     assert execution.status == "failed" and failed.attempts == workflows.MAX_STEP_ATTEMPTS and execution.error
+
+
+def test_workflows_through_the_api_versions_and_more_triggers(demo: Demo) -> None:
+    from datetime import UTC, datetime
+
+    from tests.api.test_rest import key_for
+
+    client, headers = TestClient(app), key_for(demo, "john@restaurant.com")
+    base = f"/v1/sub-accounts/{demo.a}/workflows"
+    tag = f"vip-{uuid.uuid4().hex[:6]}"
+    body = {"name": "VIP welcome", "triggers": [{"type": "tag_added", "conditions": {"tag": tag}}],
+            "actions": {"type": "if_else", "config": {"condition": {"type": "field_equals", "field": "source",
+                                                                      "value": "webchat"}},
+                        "yes": {"type": "add_tag", "config": {"tag": "chatty"}},
+                        "no": {"type": "create_task", "config": {"title": "Call the VIP"},
+                               "then": {"type": "add_tag", "config": {"tag": "called"}}}}}
+    made = client.post(base, headers=headers, json=body)
+    assert made.status_code == 201, made.text
+    flow_id = made.json()["id"]
+    bad = {**body, "actions": {"type": "add_tag", "config": {"tag": "x"}, "yes": {"type": "end"}}}
+    assert client.post(base, headers=headers, json=bad).status_code == 422
+    contact = client.post(f"/v1/sub-accounts/{demo.a}/contacts", headers=headers,
+                          json={"email": f"vip-{tag}@example.com", "source": "sms"}).json()
+    path = client.post(f"{base}/{flow_id}/dry-run", headers=headers, json={"contact_id": contact["id"]}).json()
+    assert [(p["type"], p.get("branch")) for p in path] == [("if_else", "no"), ("create_task", None),
+                                                           ("add_tag", None)]
+    assert client.post(f"{base}/{flow_id}/publish", headers=headers).json()["status"] == "published"
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    with tenant_session(scope) as session:
+        crm.add_tag(session=session, contact_id=uuid.UUID(contact["id"]), name=tag)
+    edited = client.put(f"{base}/{flow_id}", headers=headers, json={**body, "actions": {"type": "end"}}).json()
+    assert edited["version"] == 2  # the contact already inside keeps version 1's plan
+    with tenant_session(scope) as session:
+        workflows.run_due(session, datetime.now(UTC))
+        assert {"called"} <= set(crm.contact_tags(session=session, contact_id=uuid.UUID(contact["id"])))
+    runs = client.get(f"{base}/{flow_id}/executions", headers=headers).json()
+    assert [(r["version"], r["status"], len(r["steps"])) for r in runs] == [(1, "completed", 3)]
+    assert client.get(base + f"/{flow_id}/executions", headers=key_for(demo, "jane@restaurant.com")
+                      ).status_code == 403  # Client Staff does not manage workflows
