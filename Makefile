@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-unit test-integration test-browser evals bench lint infra-down clean
+.PHONY: install run test test-unit test-integration test-browser evals evals-full evals-ci bench lint infra-down clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,14 @@ test-integration: install
 test-browser: install
 	$(PYTEST) -q -m browser
 
-evals: install
+evals: install          ## the offline scenario suite at k=1 against evals/baseline.json (also part of `make test`)
 	$(PYTEST) -q -m evals
+
+evals-full: install     ## every scenario 4 times; pass^1..pass^4 per capability, report.json + report.html in evals/out/
+	$(BIN)/leadpilot eval run --k 4 --report evals/out
+
+evals-ci: install       ## k=1 from the CLI, failing when a capability drops below its floor in evals/baseline.json
+	$(BIN)/leadpilot eval run --k 1 --report evals/out --check-floor
 
 bench: install          ## every bench/*.py, one JSON line each, collected in bench/results.jsonl
 	@for b in bench/*.py; do [ -e "$$b" ] || continue; $(BIN)/python $$b | tail -n 1 | tee -a bench/results.jsonl; done

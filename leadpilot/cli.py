@@ -306,5 +306,10 @@ def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
     stop()
 
 
+from evals.harness.cli import eval_app  # noqa: E402  (the eval sub-app; evals/ is packaged with the product)
+
+app.add_typer(eval_app, name="eval")
+
 if __name__ == "__main__":
     app()
+

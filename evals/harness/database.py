@@ -1,0 +1,166 @@
+"""One database per scenario trial: a copy of a template (migrated, demo agency, checkpoint tables), made in
+~50 ms by CREATE DATABASE ... TEMPLATE. The process is pointed at the copy (settings, engines, the checkpoint
+pool and the cached graphs are reset), the scenario runs, the copy is dropped. Trials never share state, so
+the order of scenarios cannot change a result."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import fasteners
+from sqlalchemy import create_engine, make_url, pool, text
+from sqlalchemy.orm import Session
+
+from leadpilot.settings import PROJECT_ROOT
+
+EVAL_TEMPLATE = "lp_eval_template"
+DEMO_SEED = 42
+TEMPLATE_INPUTS = ("models", "services", "leadpilot/settings.py")
+
+
+def url_for(server_url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    return make_url(server_url).set(database=database).render_as_string(hide_password=False)
+
+
+def _admin(server_url: str):  # type: ignore[no-untyped-def]
+    return create_engine(url_for(server_url, "postgres"), isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
+
+
+def create_copy(server_url: str, name: str, template: str) -> str:
+    """(Re)create `name` as a copy of `template`; return its owner URL."""
+    engine = _admin(server_url)
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    engine.dispose()
+    return url_for(server_url, name)
+
+
+def drop(server_url: str, name: str) -> None:
+    """Drop a database this harness created."""
+    engine = _admin(server_url)
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for folder in TEMPLATE_INPUTS:
+        root = PROJECT_ROOT / folder
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in {".py", ".yaml"})
+        for path in files:
+            digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ensure_demo_template(server_url: str, lock_dir: Path) -> str:
+    """Build `lp_eval_template` (migrations + the demo agency, seed 42) unless it is current; return its name."""
+    from models.migrate import upgrade
+    from services.demo_agency import seed_demo
+
+    wanted = _fingerprint()
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with fasteners.InterProcessLock(str(lock_dir / "eval-template.lock")):
+        admin = _admin(server_url)
+        with admin.connect() as conn:
+            current = conn.execute(text(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"),
+                {"n": EVAL_TEMPLATE}).scalar()
+        if current != wanted:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{EVAL_TEMPLATE}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{EVAL_TEMPLATE}"'))
+            url = url_for(server_url, EVAL_TEMPLATE)
+            upgrade(url)
+            from datetime import date
+
+            engine = create_engine(url, poolclass=pool.NullPool)
+            with Session(engine) as session, session.begin():
+                seed_demo(session=session, seed=DEMO_SEED, as_of=date(2026, 11, 24))
+            engine.dispose()
+            with admin.connect() as conn:
+                conn.execute(text(f"COMMENT ON DATABASE \"{EVAL_TEMPLATE}\" IS '{wanted}'"))
+        admin.dispose()
+    return EVAL_TEMPLATE
+
+
+def _with_checkpoint_tables(url: str) -> None:
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    from agents.checkpoint import SCHEMA, _libpq
+
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    with psycopg.connect(_libpq(url), autocommit=True, prepare_threshold=None,
+                         options=f"-c search_path={SCHEMA}") as conn:
+        from psycopg.rows import dict_row
+
+        conn.row_factory = dict_row  # type: ignore[assignment]
+        PostgresSaver(conn).setup()  # type: ignore[arg-type]
+
+
+def point_process_at(url: str | None) -> None:
+    """Make every cached engine, pool and graph of this process use the database at `url` (None: unset)."""
+    from agents import checkpoint
+    from agents.lead import runner
+    from leadpilot.settings import get_settings
+    from models import db
+
+    for cached in (db.get_owner_engine, db.get_app_engine):
+        if cached.cache_info().currsize:
+            cached().dispose()
+        cached.cache_clear()
+    db._app_sessionmaker.cache_clear()
+    if checkpoint._pool.cache_info().currsize:
+        checkpoint._pool().close()
+    checkpoint._pool.cache_clear()
+    for local in (checkpoint._local, runner._local):
+        local.__dict__.clear()
+    if url is None:
+        os.environ.pop("DATABASE_URL", None)
+    else:
+        os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+
+
+@dataclass
+class Databases:
+    """Where trial databases come from: a server, the template they copy, and a name prefix."""
+
+    server_url: str
+    template: str
+    prefix: str
+
+    @contextmanager
+    def base(self) -> Iterator[Databases]:
+        """A per-run base copy of the template with the checkpoint tables created once; trials copy it."""
+        name = f"{self.prefix}_base"[:63]
+        url = create_copy(self.server_url, name, self.template)
+        _with_checkpoint_tables(url)
+        try:
+            yield Databases(self.server_url, name, self.prefix)
+        finally:
+            drop(self.server_url, name)
+
+    @contextmanager
+    def trial(self) -> Iterator[str]:
+        """A fresh copy for one trial, with the process pointed at it; dropped afterwards."""
+        name = f"{self.prefix}_{uuid.uuid4().hex[:10]}"[:63]
+        url = create_copy(self.server_url, name, self.template)
+        previous = os.environ.get("DATABASE_URL")
+        point_process_at(url)
+        try:
+            yield url
+        finally:
+            point_process_at(previous)
+            drop(self.server_url, name)
