@@ -78,6 +78,10 @@ def emit(session: Session, sub_account_id: uuid.UUID, event_type: str, data: dic
     """Queue `event_type` for every active endpoint of the sub-account subscribed to it (in this transaction;
     handed to workers after the commit). Returns how many deliveries were queued."""
     assert event_type in EVENTS, event_type
+    from services.subscribers import listening
+
+    if not listening(session, "webhooks", sub_account_id):
+        return 0
     hooks = session.scalars(select(Webhook).where(Webhook.sub_account_id == sub_account_id, Webhook.is_active,
                                                   Webhook.deleted_at.is_(None))).all()
     targets = [h for h in hooks if event_type in (h.events or []) or "*" in (h.events or [])]

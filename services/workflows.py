@@ -55,6 +55,10 @@ def fire(session: Session, sub_account_id: uuid.UUID, trigger_type: str, contact
     """Start every published workflow of the sub-account whose active trigger of this type matches the event
     (each key of the trigger's conditions must equal the event's, case-insensitively for text)."""
     event = event or {}
+    from services.subscribers import listening
+
+    if not listening(session, "workflows", sub_account_id):
+        return []
     rows = session.execute(select(WorkflowTrigger, Workflow).join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
                            .where(WorkflowTrigger.sub_account_id == sub_account_id,
                                   WorkflowTrigger.trigger_type == trigger_type, WorkflowTrigger.is_active,
