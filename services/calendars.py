@@ -188,6 +188,15 @@ def set_status(*, session: Session, appointment_id: uuid.UUID, status: str, reas
     if status == "cancelled":
         appointment.cancellation_reason = reason
     session.flush()
+    if status in ("cancelled", "no_show"):
+        from services import webhooks, workflows
+
+        event = {"appointment_id": str(appointment.id), "calendar_id": str(appointment.calendar_id),
+                 "start": appointment.start_time.isoformat(), "reason": reason}
+        workflows.fire(session, appointment.sub_account_id, f"appointment_{status}", appointment.contact_id, event)
+        if status == "cancelled":
+            webhooks.emit(session, appointment.sub_account_id, "appointment.cancelled",
+                          {**event, "contact_id": str(appointment.contact_id)})
     return appointment
 
 

@@ -36,6 +36,9 @@ from models.marketing import EmailClick, EmailTemplate, MessageCampaign, Message
 from services.errors import Conflict, InvalidInput, NotFound
 
 BATCH = 500
+# messages a second a campaign hands to each provider (a Twilio long code takes about 1/s per number, a
+# toll-free or short code far more; relays throttle too): the pause between batches keeps to it
+RATE_PER_S = {"sms": 10.0, "email": 50.0}
 LINK = re.compile(r'href="(https?://[^"]+)"')
 
 
@@ -296,3 +299,30 @@ def stats(*, session: Session, campaign_id: uuid.UUID) -> dict[str, Any]:
                          "click_to_open_rate": "clicked / opened", "unsubscribe_rate": "unsubscribed / sent",
                          "bounce_rate": "bounced / sent"}}
 
+
+
+def channel_of(session: Session, campaign_id: uuid.UUID) -> str:
+    campaign = session.get(MessageCampaign, campaign_id)
+    return campaign.channel_type if campaign else "email"
+
+
+def schedule(*, session: Session, campaign_id: uuid.UUID, at: datetime) -> None:
+    """Send later: the beat task launches it when `at` comes (the audience is resolved then)."""
+    campaign = session.get(MessageCampaign, campaign_id, with_for_update=True)
+    if campaign is None or campaign.deleted_at is not None:
+        raise NotFound("No such campaign.")
+    if campaign.status not in ("draft", "scheduled", "paused"):
+        raise Conflict(f"The campaign is already {campaign.status}.")
+    compile_template(_template(session, campaign)[1])
+    campaign.status, campaign.scheduled_at = "scheduled", at
+
+
+def due_scheduled(session: Session, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
+    """(campaign, agency, sub-account) of scheduled campaigns that are due (owner session: every tenant)."""
+    from models.tenancy import SubAccount
+
+    return [(c, a, s) for c, a, s in session.execute(
+        select(MessageCampaign.id, SubAccount.agency_id, MessageCampaign.sub_account_id).join(
+            SubAccount, SubAccount.id == MessageCampaign.sub_account_id).where(
+            MessageCampaign.status == "scheduled", MessageCampaign.scheduled_at <= now,
+            MessageCampaign.deleted_at.is_(None)))]

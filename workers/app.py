@@ -33,6 +33,7 @@ def create_celery() -> Celery:
             "workers.send_message": {"queue": "outbound"},
             "workers.deliver_webhook": {"queue": "outbound"},
             "workers.campaign_batch": {"queue": "campaigns"},
+            "workers.start_scheduled_campaigns": {"queue": "campaigns"},
             "workers.workflow_sweep": {"queue": "workflows"},
         },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
@@ -55,6 +56,7 @@ def create_celery() -> Celery:
             "dispatch-outbox": {"task": "workers.dispatch_outbox", "schedule": 30.0},
             "deliver-due-reports": {"task": "workers.deliver_due_reports", "schedule": 300.0},
             "workflow-sweep": {"task": "workers.workflow_sweep", "schedule": 30.0},
+            "scheduled-campaigns": {"task": "workers.start_scheduled_campaigns", "schedule": 60.0},
         },
     )
     return app

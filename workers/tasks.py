@@ -250,11 +250,30 @@ def campaign_batch(campaign_id: str, agency_id: str, sub_account_id: str) -> int
     scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
     with tenant_session(scope) as session:
         ids = campaigns.send_batch(session=session, campaign_id=uuid.UUID(campaign_id))
+        channel_type = campaigns.channel_of(session, uuid.UUID(campaign_id))
         for message in session.scalars(select(Message).where(Message.id.in_(ids))) if ids else []:
             queue_send(session, message)
-    if ids:
-        campaign_batch.apply_async(args=[campaign_id, agency_id, sub_account_id])
+    if ids:  # the next batch once this one has gone out at the channel's rate (provider limits)
+        campaign_batch.apply_async(args=[campaign_id, agency_id, sub_account_id],
+                                   countdown=len(ids) / campaigns.RATE_PER_S.get(channel_type, 50.0))
     return len(ids)
+
+
+@celery_app.task(name="workers.start_scheduled_campaigns")
+def start_scheduled_campaigns() -> int:
+    """Launch every scheduled campaign whose time has come (beat, every minute)."""
+    from datetime import UTC, datetime
+
+    from services import campaigns
+
+    now = datetime.now(UTC)
+    with owner_session() as session:
+        due = campaigns.due_scheduled(session, now)
+    for campaign_id, agency_id, sub_account_id in due:
+        with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=sub_account_id)) as session:
+            campaigns.launch(session=session, campaign_id=campaign_id, now=now)
+        campaign_batch.apply_async(args=[str(campaign_id), str(agency_id), str(sub_account_id)])
+    return len(due)
 
 
 @celery_app.task(name="workers.workflow_sweep")

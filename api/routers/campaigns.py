@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from api.deps import Tenant, sub_account
@@ -83,6 +83,17 @@ def create_campaign(t: Manage, body: CampaignIn) -> dict[str, Any]:
         s.flush()
         eligible = s.scalar(select(func.count()).select_from(campaigns.audience_query(campaign).subquery()))
         return {"id": str(campaign.id), "status": campaign.status, "eligible_now": eligible}
+
+
+class When(BaseModel):
+    at: AwareDatetime
+
+
+@router.post("/campaigns/{campaign_id}/schedule", summary="Send at a later time (the audience is resolved then)")
+def schedule(t: Manage, campaign_id: uuid.UUID, body: When) -> dict[str, Any]:
+    with t.session() as s:
+        campaigns.schedule(session=s, campaign_id=campaign_id, at=body.at)
+    return {"id": str(campaign_id), "status": "scheduled", "at": body.at.isoformat()}
 
 
 @router.post("/campaigns/{campaign_id}/launch", summary="Resolve the audience now and start sending")

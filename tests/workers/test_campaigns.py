@@ -111,3 +111,36 @@ def test_a_campaign_to_ten_thousand_contacts(demo: Demo) -> None:
     assert (figures["recipients"], figures["sent"], figures["opened"], figures["clicked"],
             figures["unsubscribed"]) == (eligible, eligible, 1, 1, 1)
     assert figures["open_rate"] == round(1 / eligible, 4)
+
+
+def test_a_scheduled_campaign_is_launched_when_its_time_comes(demo: Demo) -> None:
+    from datetime import timedelta
+
+    from workers.tasks import start_scheduled_campaigns
+
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    tag = f"sched-{uuid.uuid4().hex[:6]}"
+    with tenant_session(scope) as session:
+        for i in range(3):
+            person = crm.create_contact(session=session, sub_account_id=demo.a,
+                                        fields={"email": f"s{i}-{tag}@example.com"})
+            crm.add_tag(session=session, contact_id=person.id, name=tag)
+        template = EmailTemplate(sub_account_id=demo.a, name="Later", subject="Soon", html_content="<p>Hi</p>",
+                                 text_content="Hi")
+        session.add(template)
+        session.flush()
+        campaign = MessageCampaign(sub_account_id=demo.a, name="Later", channel_type="email",
+                                   email_template_id=template.id, audience={"tags": [tag]})
+        session.add(campaign)
+        session.flush()
+        campaigns.schedule(session=session, campaign_id=campaign.id, at=datetime.now(UTC) + timedelta(hours=1))
+        campaign_id = campaign.id
+    start_scheduled_campaigns()  # not yet
+    with owner_session() as session:
+        assert session.get(MessageCampaign, campaign_id).status == "scheduled"
+    with tenant_session(scope) as session:
+        session.get(MessageCampaign, campaign_id).scheduled_at = datetime.now(UTC) - timedelta(seconds=1)
+    assert start_scheduled_campaigns() >= 1
+    with owner_session() as session:
+        launched = session.get(MessageCampaign, campaign_id)
+        assert (launched.status, launched.total_recipients) == ("sending", 3)
