@@ -215,6 +215,28 @@ def _answer_value(text: str, question: dict[str, Any], ctx: dict[str, Any]) -> A
     return text.strip() or None
 
 
+PRICE_QUESTION = re.compile(r"\b(how much|price|prices|pricing|cost|costs|charge|fee|fees)\b|\$", re.I)
+GENERIC_WORDS = frozenset(re.findall(r"[a-z]+", """
+how much what does price prices pricing cost costs charge charges fee fees your have there
+this that with from will would please about place week today tonight tomorrow need want know tell could they their
+them many also just like some good cheap expensive dollars dollar rent pay paying does do is are the per for and
+"""))
+
+
+def _grounded(question: str, passage: str) -> bool:
+    """A price question is answered only by a passage about the thing asked: most of the question's own words
+    must be in it (a nearby entry's figure, say the tasting menu's for the truffle supplement, is no answer).
+    Other questions pass: similarity and the knowledge base's relevance floor judge them."""
+    if not PRICE_QUESTION.search(question):
+        return True
+    words = {w for w in re.findall(r"[a-z]{4,}", question.lower()) if w not in GENERIC_WORDS}
+    if not words:
+        return True
+    hay = passage.lower()
+    found = sum(1 for w in words if w in hay or w.rstrip("s") in hay or (w.endswith("ing") and w[:-3] in hay))
+    return found / len(words) >= 0.75
+
+
 class LocalPolicyModel(BaseChatModel):
     """See the module docstring. `bind_tools` keeps the names of the tools it may call."""
 
@@ -353,6 +375,9 @@ class LocalPolicyModel(BaseChatModel):
                                  ctx, intent.name, 0.2)
         if name == "search_knowledge":
             hits = result.get("results") or []
+            if hits and not _grounded(text, hits[0]["text"]):
+                return self._handoff("lack_of_information", f"The knowledge base has no price for: \"{text}\"",
+                                     ctx, "question", float(hits[0].get("similarity") or 0))
             if result.get("confident") and hits:
                 answer = hits[0]["text"].split("\n", 1)[-1]
                 return self._reply(answer, ctx, float(hits[0].get("similarity") or 0), "question")
