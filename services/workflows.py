@@ -10,7 +10,10 @@ children carrying their branch), one durable step at a time.
   fails the execution with the error.
 - `dry_run` shows the path a contact would take now.
 
-Actions: send_email, send_sms (Jinja2 templates with defaults, as campaigns), wait (`seconds` or `until`),
+Triggers with a date (`custom_date`: birthdays, renewals) are checked hourly by `fire_dates`.
+
+Actions: send_email, send_sms (Jinja2 templates with defaults, as campaigns), wait (`seconds`, `until`, or
+`until_business_hours` of the sub-account),
 if_else (`condition`: email_opened, has_tag, field_equals), add_tag, remove_tag, update_field, create_task,
 assign_user, create_opportunity, move_opportunity, hand_to_human, hand_to_ai, webhook (a signed
 `workflow.webhook` event to the sub-account's endpoints), end."""
@@ -207,6 +210,12 @@ def _perform(session: Session, execution: WorkflowExecution, node: dict[str, Any
     if kind == "wait":
         if config.get("until"):
             due = datetime.fromisoformat(config["until"])
+        elif config.get("until_business_hours"):
+            from models.tenancy import SubAccount
+
+            sub = session.get(SubAccount, execution.sub_account_id)
+            assert sub is not None
+            due = next_business_moment(now, (sub.settings or {}).get("business_hours") or {}, sub.timezone)
         else:
             due = now + timedelta(seconds=int(config.get("seconds", 0)))
         return {"until": due.isoformat()}, None, due
@@ -359,3 +368,63 @@ def dry_run(session: Session, workflow_id: uuid.UUID, contact_id: uuid.UUID) -> 
             current = None if node["type"] == "end" else node["next"]
         path.append(step)
     return path
+
+
+def next_business_moment(now: datetime, hours: dict[str, Any], timezone: str) -> datetime:
+    """`now` if the business is open, else when it next opens (hours keyed "0".."6", 0 = Sunday, local
+    "HH:MM" open/close); `now` when no hours are set."""
+    from datetime import time as clock
+    from zoneinfo import ZoneInfo
+
+    if not hours:
+        return now
+    zone = ZoneInfo(timezone or "UTC")
+    local = now.astimezone(zone)
+    for offset in range(8):
+        day = (local + timedelta(days=offset)).date()
+        spec = hours.get(str((day.weekday() + 1) % 7))
+        if not spec:
+            continue
+        opens = datetime.combine(day, clock.fromisoformat(spec["open"]), tzinfo=zone)
+        closes = datetime.combine(day, clock.fromisoformat(spec["close"]), tzinfo=zone)
+        if local < opens:
+            return opens.astimezone(now.tzinfo or zone)
+        if local < closes:
+            return now
+    return now
+
+
+def fire_dates(session: Session, sub_account_id: uuid.UUID, today: datetime) -> list[uuid.UUID]:
+    """The custom-date trigger (birthdays, renewal dates): contacts whose date field falls on today (month and
+    day, `days_before` ahead) start the workflow; once per contact, or once a year with re-entry allowed."""
+    from models.tenancy import SubAccount
+
+    sub = session.get(SubAccount, sub_account_id)
+    assert sub is not None
+    from zoneinfo import ZoneInfo
+
+    local = today.astimezone(ZoneInfo(sub.timezone or "UTC")).date()
+    started: list[uuid.UUID] = []
+    rows = session.execute(select(WorkflowTrigger, Workflow).join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
+                           .where(WorkflowTrigger.trigger_type == "custom_date", WorkflowTrigger.is_active,
+                                  Workflow.status == "published", Workflow.deleted_at.is_(None))).all()
+    for trigger, workflow in rows:
+        conditions = trigger.conditions or {}
+        field = str(conditions.get("field") or "date_of_birth")
+        target = local + timedelta(days=int(conditions.get("days_before", 0)))
+        for contact in session.scalars(select(Contact).where(Contact.deleted_at.is_(None))):
+            raw = getattr(contact, field, None) if hasattr(Contact, field) else (contact.custom_fields or {}).get(field)
+            if raw is None:
+                continue
+            value = raw if not isinstance(raw, str) else datetime.fromisoformat(raw[:10]).date()
+            if (value.month, value.day) != (target.month, target.day):
+                continue
+            if workflow.allow_reentry and session.scalar(select(WorkflowExecution.id).where(
+                    WorkflowExecution.workflow_id == workflow.id, WorkflowExecution.contact_id == contact.id,
+                    WorkflowExecution.started_at >= today - timedelta(days=300)).limit(1)):
+                continue  # yearly: already this year
+            execution = start(session, workflow, contact.id, {"type": "custom_date", "field": field,
+                                                              "date": target.isoformat()}, now=today)
+            if execution is not None:
+                started.append(execution.id)
+    return started

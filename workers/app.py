@@ -35,6 +35,7 @@ def create_celery() -> Celery:
             "workers.campaign_batch": {"queue": "campaigns"},
             "workers.start_scheduled_campaigns": {"queue": "campaigns"},
             "workers.workflow_sweep": {"queue": "workflows"},
+            "workers.workflow_dates": {"queue": "workflows"},
         },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
         task_acks_late=True,
@@ -56,6 +57,7 @@ def create_celery() -> Celery:
             "dispatch-outbox": {"task": "workers.dispatch_outbox", "schedule": 30.0},
             "deliver-due-reports": {"task": "workers.deliver_due_reports", "schedule": 300.0},
             "workflow-sweep": {"task": "workers.workflow_sweep", "schedule": 30.0},
+            "workflow-dates": {"task": "workers.workflow_dates", "schedule": 3600.0},
             "scheduled-campaigns": {"task": "workers.start_scheduled_campaigns", "schedule": 60.0},
         },
     )

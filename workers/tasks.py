@@ -297,6 +297,31 @@ def workflow_sweep(agency_id: str | None = None, sub_account_id: str | None = No
     return ran
 
 
+@celery_app.task(name="workers.workflow_dates")
+def workflow_dates() -> int:
+    """The custom-date trigger (birthdays and the like), for every sub-account with such a workflow (beat,
+    hourly: safe to repeat, a contact starts once per date)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select as select_
+
+    from models.tenancy import SubAccount
+    from models.workflows import WorkflowTrigger
+    from services import workflows
+
+    now = datetime.now(UTC)
+    with owner_session() as session:
+        targets = session.execute(select_(SubAccount.agency_id, SubAccount.id).join(
+            WorkflowTrigger, WorkflowTrigger.sub_account_id == SubAccount.id).where(
+            WorkflowTrigger.trigger_type == "custom_date", WorkflowTrigger.is_active).distinct()).all()
+    started = 0
+    for agency_id, sub_account_id in targets:
+        with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=sub_account_id)) as session:
+            started += len(workflows.fire_dates(session, sub_account_id, now))
+            workflows.run_due(session, now)
+    return started
+
+
 TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder,
                                 "handoff.reactivate": reactivate_handoff, "agent.turn": agent_turn_event,
                                 "message.send": send_message, "webhook.deliver": deliver_webhook}

@@ -183,3 +183,37 @@ def test_workflows_through_the_api_versions_and_more_triggers(demo: Demo) -> Non
     assert [(r["version"], r["status"], len(r["steps"])) for r in runs] == [(1, "completed", 3)]
     assert client.get(base + f"/{flow_id}/executions", headers=key_for(demo, "jane@restaurant.com")
                       ).status_code == 403  # Client Staff does not manage workflows
+
+
+def test_waiting_for_business_hours_and_a_birthday_trigger(demo: Demo) -> None:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    hours = {str(d): {"open": "11:30", "close": "22:00"} for d in range(1, 7)}  # closed on Sundays (0)
+    zone = ZoneInfo("America/New_York")
+    saturday_night = datetime(2026, 11, 28, 23, 0, tzinfo=zone)
+    assert workflows.next_business_moment(saturday_night, hours, "America/New_York") == datetime(
+        2026, 11, 30, 11, 30, tzinfo=zone)  # Sunday closed: Monday's opening
+    noon = datetime(2026, 11, 30, 12, 0, tzinfo=zone)
+    assert workflows.next_business_moment(noon, hours, "America/New_York") == noon
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    today = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+    with tenant_session(scope) as session:
+        flow = Workflow(sub_account_id=demo.a, name=f"Birthday {uuid.uuid4().hex[:4]}", status="published",
+                        allow_reentry=True)
+        session.add(flow)
+        session.flush()
+        session.add(WorkflowTrigger(sub_account_id=demo.a, workflow_id=flow.id, trigger_type="custom_date",
+                                    conditions={"field": "date_of_birth"}))
+        session.add(WorkflowAction(sub_account_id=demo.a, workflow_id=flow.id, action_type="add_tag",
+                                   name="Birthday", config={"tag": "birthday-2026"}))
+        born = crm.create_contact(session=session, sub_account_id=demo.a, fields={
+            "email": f"bday-{uuid.uuid4().hex[:6]}@example.com", "date_of_birth": date(1990, 12, 3)})
+        other = crm.create_contact(session=session, sub_account_id=demo.a, fields={
+            "email": f"nobday-{uuid.uuid4().hex[:6]}@example.com", "date_of_birth": date(1990, 12, 4)})
+        started = workflows.fire_dates(session, demo.a, today)
+        assert workflows.fire_dates(session, demo.a, today) == []  # the hourly repeat starts nobody twice
+        workflows.run_due(session, today)
+        assert "birthday-2026" in crm.contact_tags(session=session, contact_id=born.id)
+        assert "birthday-2026" not in crm.contact_tags(session=session, contact_id=other.id)
+    assert len(started) == 1
