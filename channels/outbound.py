@@ -81,26 +81,44 @@ class Transport(Protocol):
 def queue_send(session: Session, message: Message, *, not_before: datetime | None = None) -> uuid.UUID | None:
     """Queue a stored outbound message for sending: an outbox row in the same transaction (once per message),
     handed to a worker after the commit. Returns the outbox event id (None: it was queued already)."""
+    queued = queue_sends(session, [message], not_before=not_before)
+    return queued[0] if queued else None
+
+
+def queue_sends(session: Session, messages: list[Message], *, not_before: datetime | None = None,
+                announce: bool = True) -> list[uuid.UUID]:
+    """`queue_send` for many messages at once (a campaign batch): one multi-row outbox insert, one hand-off
+    after the commit through one broker connection. `announce=False` leaves the per-message realtime events
+    out (the caller announces the batch). Returns the new outbox event ids."""
+    if not messages:
+        return []
     session.flush()
     now = datetime.now(UTC)
-    event_id = session.execute(pg_insert(OutboxEvent).values(
-        sub_account_id=message.sub_account_id, topic="message.send", aggregate_type="message",
-        aggregate_id=message.id, available_at=not_before or now, status="dispatched", dispatched_at=now, attempts=1,
-        dedupe_key=f"message.send:{message.id}", payload={"message_id": str(message.id)},
-    ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxEvent.id)).scalar()
-    realtime.message_event(session, message)
-    if event_id is None:
-        return None
-    agency_id = session.scalar(select(SubAccount.agency_id).where(SubAccount.id == message.sub_account_id))
+    rows = [{"sub_account_id": m.sub_account_id, "topic": "message.send", "aggregate_type": "message",
+             "aggregate_id": m.id, "available_at": not_before or now, "status": "dispatched", "dispatched_at": now,
+             "attempts": 1, "dedupe_key": f"message.send:{m.id}", "payload": {"message_id": str(m.id)}}
+            for m in messages]
+    queued = session.execute(pg_insert(OutboxEvent).values(rows).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]).returning(OutboxEvent.id, OutboxEvent.sub_account_id)).all()
+    if announce:
+        for message in messages:
+            realtime.message_event(session, message)
+    if not queued:
+        return []
+    subs = {sub for _, sub in queued}
+    agencies = dict(session.execute(select(SubAccount.id, SubAccount.agency_id).where(SubAccount.id.in_(subs))).all())
+    work = [(str(event_id), str(agencies[sub]), str(sub)) for event_id, sub in queued]
 
     def hand_over() -> None:
+        from workers.app import celery_app
         from workers.tasks import send_message
 
-        send_message.apply_async(args=[str(event_id), str(agency_id), str(message.sub_account_id)],
-                                 eta=not_before)
+        with celery_app.producer_or_acquire() as producer:
+            for args in work:
+                send_message.apply_async(args=list(args), eta=not_before, producer=producer)
 
     after_commit(session, hand_over)
-    return event_id
+    return [event_id for event_id, _ in queued]
 
 
 def quiet_until(sub: SubAccount, contact: Contact, now: datetime) -> datetime | None:

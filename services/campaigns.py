@@ -326,3 +326,21 @@ def due_scheduled(session: Session, now: datetime) -> list[tuple[uuid.UUID, uuid
             SubAccount, SubAccount.id == MessageCampaign.sub_account_id).where(
             MessageCampaign.status == "scheduled", MessageCampaign.scheduled_at <= now,
             MessageCampaign.deleted_at.is_(None)))]
+
+
+def queue_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH) -> int:
+    """One batch of the `campaigns` worker: render and store up to `limit` messages (`send_batch`) and queue
+    them all for the outbound path in one go; the inbox hears of the batch once. Returns how many."""
+    from channels import realtime
+    from channels.outbound import queue_sends
+    from models.db import after_commit
+
+    ids = send_batch(session=session, campaign_id=campaign_id, limit=limit)
+    if not ids:
+        return 0
+    messages = list(session.scalars(select(Message).where(Message.id.in_(ids))))
+    queue_sends(session, messages, announce=False)
+    event = {"type": "campaign.batch", "campaign_id": str(campaign_id), "messages": len(ids)}
+    sub_account_id = messages[0].sub_account_id
+    after_commit(session, lambda: realtime.publish([realtime.sub_channel(sub_account_id)], event))
+    return len(ids)

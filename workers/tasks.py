@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import Task
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from models.db import TenantScope, get_app_engine, owner_session, tenant_session, tenant_unit_of_work
 from services import outbox, report_templates
@@ -196,7 +196,7 @@ def reactivate_handoff(event_id: str, agency_id: str, sub_account_id: str) -> st
     return outcome
 
 
-@celery_app.task(name="workers.send_message", bind=True, max_retries=None)
+@celery_app.task(name="workers.send_message", bind=True, max_retries=None, ignore_result=True)
 def send_message(self: Task, event_id: str, agency_id: str, sub_account_id: str) -> str:
     """Send one queued outbound message (the outbox's `message.send` event) exactly once: see
     channels/outbound.py. Retried with exponential backoff; quiet hours put it off to their end."""
@@ -243,20 +243,16 @@ def campaign_batch(campaign_id: str, agency_id: str, sub_account_id: str) -> int
     """Render and store one batch of a campaign's messages, hand them to the outbound queue (after commit),
     then queue the next batch; the last, empty batch marks the campaign sent. Recipients already holding a
     message are skipped, so a redelivered batch sends nobody twice."""
-    from channels.outbound import queue_send
-    from models.conversations import Message
     from services import campaigns
 
     scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
     with tenant_session(scope) as session:
-        ids = campaigns.send_batch(session=session, campaign_id=uuid.UUID(campaign_id))
+        queued = campaigns.queue_batch(session=session, campaign_id=uuid.UUID(campaign_id))
         channel_type = campaigns.channel_of(session, uuid.UUID(campaign_id))
-        for message in session.scalars(select(Message).where(Message.id.in_(ids))) if ids else []:
-            queue_send(session, message)
-    if ids:  # the next batch once this one has gone out at the channel's rate (provider limits)
+    if queued:  # the next batch once this one has gone out at the channel's rate (provider limits)
         campaign_batch.apply_async(args=[campaign_id, agency_id, sub_account_id],
-                                   countdown=len(ids) / campaigns.RATE_PER_S.get(channel_type, 50.0))
-    return len(ids)
+                                   countdown=queued / campaigns.RATE_PER_S.get(channel_type, 50.0))
+    return queued
 
 
 @celery_app.task(name="workers.start_scheduled_campaigns")
