@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import uuid
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -154,8 +156,9 @@ async def clicked(token: str, request: Request, u: str, s: str) -> Response:
 
 @tracking.get("/u/{token}", response_class=HTMLResponse)
 async def unsubscribe_page(token: str) -> HTMLResponse:
+    action = html.escape(f"/u/{quote(token, safe='')}", quote=True)
     return HTMLResponse(f"""<!doctype html><meta charset="utf-8"><title>Unsubscribe</title>
-<body style="font-family:system-ui;margin:4rem"><form method="post" action="/u/{token}">
+<body style="font-family:system-ui;margin:4rem"><form method="post" action="{action}">
 <p>Stop receiving these messages?</p><button type="submit">Unsubscribe</button></form></body>""")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import html
 import json
 import logging
 import uuid
@@ -50,9 +51,9 @@ async def widget_js() -> FileResponse:
 @router.get("/widget/demo", response_class=HTMLResponse, summary="A page with the widget, to try it")
 async def widget_demo(key: str = Query(..., description="The widget's public key")) -> HTMLResponse:
     found = await run_in_threadpool(webchat.widget, key)
-    safe_key = json.dumps(key)[1:-1].replace("<", "")
-    return HTMLResponse(f"""<!doctype html><html><head><meta charset="utf-8"><title>{found.business}</title></head>
-<body style="font-family:system-ui;margin:3rem"><h1>{found.business}</h1>
+    safe_key, business = html.escape(key, quote=True), html.escape(found.business)
+    return HTMLResponse(f"""<!doctype html><html><head><meta charset="utf-8"><title>{business}</title></head>
+<body style="font-family:system-ui;margin:3rem"><h1>{business}</h1>
 <p>This page embeds the LeadPilot chat widget: open it from the button in the corner.</p>
 <script src="/widget.js" data-key="{safe_key}" async></script></body></html>""")
 
