@@ -130,8 +130,11 @@ def deliver(scope: TenantScope, event_id: uuid.UUID, attempt: int, *,
     started = time.perf_counter()
     status, text, error = None, None, None
     try:
-        response = (client or httpx.Client(timeout=TIMEOUT_S, follow_redirects=False)).post(url, content=body,
-                                                                                           headers=headers)
+        if client is not None:
+            response = client.post(url, content=body, headers=headers)
+        else:
+            with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False) as own:
+                response = own.post(url, content=body, headers=headers)
         status, text = response.status_code, response.text[:2000]
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:2000]
