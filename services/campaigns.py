@@ -30,7 +30,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from leadpilot.settings import get_settings
-from models.conversations import Channel, Conversation, Message
+from models.ai import AIAgent
+from models.conversations import Channel, Conversation, ConversationAIConfig, Message
 from models.crm import Contact, ContactTag, Tag
 from models.marketing import EmailClick, EmailTemplate, MessageCampaign, MessageCampaignRecipient, SmsTemplate
 from services.errors import Conflict, InvalidInput, NotFound
@@ -187,6 +188,15 @@ def send_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH) 
             {"sub_account_id": campaign.sub_account_id, "channel_id": channel.id, "contact_id": cid,
              "status": "resolved"} for cid in missing]).all()
         conversations.update(dict(created))
+        # a lead who answers the campaign is answered by the channel's AI agent, as on any conversation
+        agent = session.scalars(select(AIAgent).where(AIAgent.is_active, AIAgent.deleted_at.is_(None),
+                                                      AIAgent.enabled_channels.contains([channel.channel_type]))
+                                .order_by(AIAgent.created_at).limit(1)).first()
+        if agent is not None:
+            mode = (agent.channel_modes or {}).get(channel.channel_type, agent.mode)
+            session.execute(insert(ConversationAIConfig), [
+                {"sub_account_id": campaign.sub_account_id, "conversation_id": conversation_id,
+                 "ai_agent_id": agent.id, "mode": mode} for _, conversation_id in created])
     now = datetime.now(UTC)
     messages = []
     for recipient, contact in rows:

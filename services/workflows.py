@@ -328,6 +328,9 @@ def _send(session: Session, execution: WorkflowExecution, contact: Contact, chan
                                     contact_id=contact.id, status="resolved")
         session.add(conversation)
         session.flush()
+        from channels.inbound import attach_agent
+
+        attach_agent(session, conversation, channel_type)  # the lead's answer reaches the AI as usual
     values = variables_of(contact, dict(config.get("defaults") or {}))
     token = "m-" + secrets.token_hex(16)
     html = compile_template(config["html"]).render(values) if config.get("html") else None

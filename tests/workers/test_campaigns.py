@@ -87,6 +87,11 @@ def test_a_campaign_to_ten_thousand_contacts(demo: Demo) -> None:
         f"Guest{i}, spring menu" for i in range(N)}
 
     message = sample[0]
+    with owner_session() as session:  # a lead answering the campaign is answered by the AI agent
+        from models.conversations import ConversationAIConfig
+
+        assert session.scalars(select(ConversationAIConfig).where(
+            ConversationAIConfig.conversation_id == message.conversation_id)).one().is_active
     assert outbound.deliver(scope, message.id).outcome == "sent"
     with owner_session() as session:
         mail = session.scalars(select(SandboxDelivery).where(
