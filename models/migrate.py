@@ -63,3 +63,23 @@ def current_revision(url: str) -> str | None:
         rev = conn.execute(text("SELECT version_num FROM alembic_version")).scalar() if exists else None
     engine.dispose()
     return rev
+
+
+SEED_INPUTS = ("models", "services", "leadpilot/settings.py")
+
+
+def seed_fingerprint() -> str:
+    """A hash of everything that shapes a migrated, seeded database (models, migrations, services with the demo
+    seed, settings): a template database built from an older fingerprint is stale."""
+    import hashlib
+
+    from leadpilot.settings import PROJECT_ROOT
+
+    digest = hashlib.sha256()
+    for folder in SEED_INPUTS:
+        root = PROJECT_ROOT / folder
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in {".py", ".yaml"})
+        for path in files:
+            digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

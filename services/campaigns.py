@@ -220,11 +220,16 @@ def send_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH) 
     return [m["id"] for m in messages]
 
 
+def _workflow_message(session: Session, token: str) -> Message | None:
+    """The workflow email a tracking token ("m-...") belongs to."""
+    return session.scalar(select(Message).where(Message.metadata_["tracking_token"].astext == token))
+
+
 def record_open(*, session: Session, token: str, now: datetime | None = None) -> bool:
     """The open pixel was loaded (mail clients preload: counted, first time kept)."""
     now = now or datetime.now(UTC)
     if token.startswith("m-"):  # a workflow's email: the message itself records the open
-        message = session.scalar(select(Message).where(Message.metadata_["tracking_token"].astext == token))
+        message = _workflow_message(session, token)
         if message is None:
             return False
         message.read_at = message.read_at or now
@@ -246,7 +251,7 @@ def record_click(*, session: Session, token: str, url: str, signature: str, ip: 
         return None
     now = now or datetime.now(UTC)
     if token.startswith("m-"):  # a workflow's email: a click proves the open
-        message = session.scalar(select(Message).where(Message.metadata_["tracking_token"].astext == token))
+        message = _workflow_message(session, token)
         if message is None:
             return None
         message.read_at = message.read_at or now
@@ -270,7 +275,7 @@ def unsubscribe(*, session: Session, token: str, now: datetime | None = None) ->
 
     now = now or datetime.now(UTC)
     if token.startswith("m-"):  # a workflow's email
-        message = session.scalar(select(Message).where(Message.metadata_["tracking_token"].astext == token))
+        message = _workflow_message(session, token)
         if message is None or message.contact_id is None:
             return False
         crm.set_dnd(session=session, contact_id=message.contact_id, channel="email", enabled=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -10,12 +9,9 @@ import fasteners
 from sqlalchemy import create_engine, make_url, pool, text
 from sqlalchemy.orm import Session
 
-from leadpilot.settings import PROJECT_ROOT
-
 TEMPLATE_DB = "lp_template"
 DEMO_SEED = 42
 DEMO_AS_OF = date(2026, 11, 24)
-TEMPLATE_INPUTS = ("models", "services", "leadpilot/settings.py")
 
 
 def url_for(server_url: str, database: str) -> str:
@@ -29,14 +25,9 @@ def _admin(server_url: str):  # type: ignore[no-untyped-def]
 
 def fingerprint() -> str:
     """Hash of everything that shapes the template: migrations, models and the demo seed."""
-    digest = hashlib.sha256()
-    for folder in TEMPLATE_INPUTS:
-        root = PROJECT_ROOT / folder
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in {".py", ".yaml"})
-        for path in files:
-            digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    from models.migrate import seed_fingerprint
+
+    return seed_fingerprint()
 
 
 def drop_database(server_url: str, name: str) -> None:

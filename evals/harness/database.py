@@ -5,7 +5,6 @@ the order of scenarios cannot change a result."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,11 +16,8 @@ import fasteners
 from sqlalchemy import create_engine, make_url, pool, text
 from sqlalchemy.orm import Session
 
-from leadpilot.settings import PROJECT_ROOT
-
 EVAL_TEMPLATE = "lp_eval_template"
 DEMO_SEED = 42
-TEMPLATE_INPUTS = ("models", "services", "leadpilot/settings.py")
 
 
 def url_for(server_url: str, database: str) -> str:
@@ -52,14 +48,9 @@ def drop(server_url: str, name: str) -> None:
 
 
 def _fingerprint() -> str:
-    digest = hashlib.sha256()
-    for folder in TEMPLATE_INPUTS:
-        root = PROJECT_ROOT / folder
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in {".py", ".yaml"})
-        for path in files:
-            digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    from models.migrate import seed_fingerprint
+
+    return seed_fingerprint()
 
 
 def ensure_demo_template(server_url: str, lock_dir: Path) -> str:
