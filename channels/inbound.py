@@ -38,16 +38,22 @@ def reply_delay(channel: Channel) -> float:
     return float(configured) if configured is not None else REPLY_DELAY_SECONDS.get(channel.channel_type, 0.0)
 
 
-def attach_agent(session: Session, conversation: Conversation, channel_type: str) -> ConversationAIConfig | None:
-    """A new conversation gets the sub-account's active AI agent that works this channel, in the agent's mode
-    for the channel (none: the conversation is for humans only)."""
+def agent_for(session: Session, channel_type: str) -> tuple[AIAgent, str] | None:
+    """The sub-account's active AI agent that works this channel, with its mode there (None: humans only)."""
     agent = session.scalars(select(AIAgent).where(AIAgent.is_active, AIAgent.deleted_at.is_(None),
                                                   AIAgent.enabled_channels.contains([channel_type]))
                             .order_by(AIAgent.created_at).limit(1)).first()
-    if agent is None:
+    return (agent, (agent.channel_modes or {}).get(channel_type, agent.mode)) if agent is not None else None
+
+
+def attach_agent(session: Session, conversation: Conversation, channel_type: str) -> ConversationAIConfig | None:
+    """A new conversation gets the sub-account's active AI agent that works this channel, in the agent's mode
+    for the channel (none: the conversation is for humans only)."""
+    found = agent_for(session, channel_type)
+    if found is None:
         return None
     config = ConversationAIConfig(sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
-                                  ai_agent_id=agent.id, mode=(agent.channel_modes or {}).get(channel_type, agent.mode))
+                                  ai_agent_id=found[0].id, mode=found[1])
     session.add(config)
     session.flush()
     return config

@@ -30,7 +30,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from leadpilot.settings import get_settings
-from models.ai import AIAgent
 from models.conversations import Channel, Conversation, ConversationAIConfig, Message
 from models.crm import Contact, ContactTag, Tag
 from models.marketing import EmailClick, EmailTemplate, MessageCampaign, MessageCampaignRecipient, SmsTemplate
@@ -189,14 +188,13 @@ def send_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH) 
              "status": "resolved"} for cid in missing]).all()
         conversations.update(dict(created))
         # a lead who answers the campaign is answered by the channel's AI agent, as on any conversation
-        agent = session.scalars(select(AIAgent).where(AIAgent.is_active, AIAgent.deleted_at.is_(None),
-                                                      AIAgent.enabled_channels.contains([channel.channel_type]))
-                                .order_by(AIAgent.created_at).limit(1)).first()
-        if agent is not None:
-            mode = (agent.channel_modes or {}).get(channel.channel_type, agent.mode)
+        from channels.inbound import agent_for
+
+        found = agent_for(session, channel.channel_type)
+        if found is not None:
             session.execute(insert(ConversationAIConfig), [
                 {"sub_account_id": campaign.sub_account_id, "conversation_id": conversation_id,
-                 "ai_agent_id": agent.id, "mode": mode} for _, conversation_id in created])
+                 "ai_agent_id": found[0].id, "mode": found[1]} for _, conversation_id in created])
     now = datetime.now(UTC)
     messages = []
     for recipient, contact in rows:
@@ -225,6 +223,11 @@ def _workflow_message(session: Session, token: str) -> Message | None:
     return session.scalar(select(Message).where(Message.metadata_["tracking_token"].astext == token))
 
 
+def _recipient(session: Session, token: str) -> MessageCampaignRecipient | None:
+    """The campaign recipient a tracking token belongs to."""
+    return session.scalar(select(MessageCampaignRecipient).where(MessageCampaignRecipient.tracking_token == token))
+
+
 def record_open(*, session: Session, token: str, now: datetime | None = None) -> bool:
     """The open pixel was loaded (mail clients preload: counted, first time kept)."""
     now = now or datetime.now(UTC)
@@ -234,7 +237,7 @@ def record_open(*, session: Session, token: str, now: datetime | None = None) ->
             return False
         message.read_at = message.read_at or now
         return True
-    recipient = session.scalar(select(MessageCampaignRecipient).where(MessageCampaignRecipient.tracking_token == token))
+    recipient = _recipient(session, token)
     if recipient is None:
         return False
     recipient.open_count += 1
@@ -256,7 +259,7 @@ def record_click(*, session: Session, token: str, url: str, signature: str, ip: 
             return None
         message.read_at = message.read_at or now
         return url
-    recipient = session.scalar(select(MessageCampaignRecipient).where(MessageCampaignRecipient.tracking_token == token))
+    recipient = _recipient(session, token)
     if recipient is None:
         return None
     session.add(EmailClick(sub_account_id=recipient.sub_account_id, recipient_id=recipient.id, url=url,
@@ -281,7 +284,7 @@ def unsubscribe(*, session: Session, token: str, now: datetime | None = None) ->
         crm.set_dnd(session=session, contact_id=message.contact_id, channel="email", enabled=True,
                     reason="unsubscribed")
         return True
-    recipient = session.scalar(select(MessageCampaignRecipient).where(MessageCampaignRecipient.tracking_token == token))
+    recipient = _recipient(session, token)
     if recipient is None:
         return False
     campaign = session.get(MessageCampaign, recipient.message_campaign_id)
