@@ -27,6 +27,7 @@ from api.routers import (
     payments,
     pipelines,
     reporting,
+    sites,
     webhooks,
     webhooks_out,
     widget,
@@ -99,8 +100,9 @@ def create_app() -> FastAPI:
     app.include_router(widget.router)
     app.include_router(pages.router)
     app.include_router(campaigns.tracking)
+    app.include_router(sites.public)
     for module in (auth, admin, inbox, webhooks_out, campaigns, workflows, crm, calendars, pipelines, payments,
-                   reporting, knowledge, analyst):
+                   reporting, knowledge, analyst, sites):
         app.include_router(module.router)
 
     app.add_middleware(AccessLog)

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     api_threads: int = 16
     log_level: str = "INFO"
     secret_key: str = "dev-only-change-me"
+    # Fernet key (urlsafe base64, 32 bytes) for integration tokens at rest; unset: derived from SECRET_KEY.
+    # Several keys comma-separated rotate: the first encrypts, any decrypts.
+    fernet_keys: str | None = None
+    # another address for Meta's Graph API (the tests' server speaking its protocol)
+    meta_graph_base: str = "https://graph.facebook.com"
 
     @property
     def state_dir(self) -> Path:

@@ -47,6 +47,8 @@ PERMISSIONS = {
     "reports.read": "Reporting",
     "ai_agents.manage": "AI",
     "workflows.manage": "Automation",
+    "sites.manage": "Sites",
+    "integrations.manage": "Settings",
     "users.manage": "Settings",
     "settings.manage": "Settings",
     "sub_accounts.switch": "Agency",

@@ -37,7 +37,7 @@ from services.errors import InvalidInput, NotFound
 
 EVENTS = ("contact.created", "contact.updated", "message.received", "handoff.opened", "appointment.booked",
           "appointment.cancelled", "opportunity.stage_changed", "opportunity.won", "invoice.paid",
-          "workflow.webhook")
+          "form.submitted", "workflow.webhook")
 MAX_ATTEMPTS = 5  # per delivery: then it is failed
 RETRY_DELAYS_S = (10, 60, 300, 1800)
 MAX_CONSECUTIVE_FAILURES = 10  # failed deliveries in a row disable the endpoint
