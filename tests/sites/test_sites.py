@@ -188,7 +188,8 @@ def test_a_submission_makes_contact_submission_and_workflow(demo: Demo, built: d
     with tenant_session(_scope(demo)) as s:
         assert s.scalar(select(func.count()).select_from(Contact).where(Contact.email == email)) == 1
         assert s.scalar(select(func.count()).select_from(FormSubmission).where(
-            FormSubmission.form_id == uuid.UUID(built["form_id"]), func.lower(FormSubmission.data["email"].astext) == email)) == 2
+            FormSubmission.form_id == uuid.UUID(built["form_id"]),
+            func.lower(FormSubmission.data["email"].astext) == email)) == 2
 
 
 def test_bad_input_rerenders_with_errors_and_stores_nothing(demo: Demo, built: dict[str, str]) -> None:
