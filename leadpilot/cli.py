@@ -260,6 +260,13 @@ def run(
         if widget_key:
             console.print(f"Webchat    {base}/widget/demo?key={widget_key}  (the widget on a demo page; embed it "
                           f"with <script src=\"{base}/widget.js\" data-key=\"{widget_key}\" async></script>)")
+        from models.sites import Funnel
+        from models.tenancy import SubAccount
+
+        site = session.execute(select(SubAccount.slug, Funnel.slug).join(Funnel, Funnel.sub_account_id == SubAccount.id)
+                               .where(Funnel.status == "published").order_by(SubAccount.slug).limit(1)).first()
+        if site:
+            console.print(f"Site       {base}/s/{site[0]}/{site[1]}  (a funnel page: form, booking, checkout, chat)")
         rows = session.execute(select(User.email, Role.name).join(Role, Role.id == User.role_id)
                                .order_by(Role.name, User.email)).all()
     _print_logins([(email, DEMO_PASSWORD, role) for email, role in rows])

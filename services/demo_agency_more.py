@@ -7,9 +7,12 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
+
 from knowledge.sources import Chunk
 from models.activity import AnalyticsEvent, Webhook, WebhookLog
 from models.ai import AIAgent, AIConversationLog, KnowledgeBase, KnowledgeSource, TrainingData
+from models.calendars import Calendar
 from models.conversations import (
     CannedResponse,
     Channel,
@@ -718,6 +721,12 @@ def _sites(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, contacts: Rows) -> None:
         ],
     )
     form_id, survey_id = ctx.uid(), ctx.uid()
+    calendar_id = ctx.session.scalar(select(Calendar.id).where(Calendar.sub_account_id == sub_id)
+                                     .order_by(Calendar.name).limit(1))
+    deposit_id = ctx.session.scalar(select(Price.id).where(Price.sub_account_id == sub_id,
+                                                           Price.nickname == "Deposit"))
+    widget_key = ctx.session.scalar(select(Channel.address).where(Channel.sub_account_id == sub_id,
+                                                                  Channel.channel_type == "webchat"))
     ctx.add(
         Page,
         [
@@ -733,8 +742,16 @@ def _sites(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, contacts: Rows) -> None:
                 "builder_json": {
                     "version": "1.0",
                     "blocks": [
-                        {"type": "hero", "props": {"title": f"Holiday parties at {biz.name}", "image": "/hero.jpg"}},
-                        {"type": "form", "props": {"form_id": str(form_id)}},
+                        {"type": "hero", "props": {"title": f"Holiday parties at {biz.name}",
+                                                   "subtitle": "Private rooms, set menus, up to 120 guests.",
+                                                   "cta_text": "Plan yours", "cta_href": "#plan"}},
+                        {"type": "form", "props": {"form_id": str(form_id), "title": "Tell us about your party"}},
+                        {"type": "calendar", "props": {"calendar_id": str(calendar_id),
+                                                       "title": "Or book a tasting visit"}},
+                        {"type": "pricing", "props": {"price_id": str(deposit_id), "title": "Hold your date",
+                                                      "features": ["Refundable up to 14 days before"],
+                                                      "button_text": "Pay the deposit"}},
+                        {"type": "webchat", "props": {"widget_key": widget_key}},
                     ],
                 },
             },
@@ -775,10 +792,11 @@ def _sites(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, contacts: Rows) -> None:
                     {"key": "phone", "type": "phone"},
                     {"key": "party_size", "type": "number", "maps_to": "custom_fields.party_size"},
                 ],
-                "settings": {"redirect": "/thank-you", "honeypot": "website"},
+                "settings": {"redirect": "/thank-you", "honeypot": "website", "tags": ["Lead - Website"]},
             }
         ],
     )
+    _form_follow_up(ctx, sub_id, biz, form_id)
     ctx.add(
         Survey,
         [
@@ -841,6 +859,27 @@ def _sites(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, contacts: Rows) -> None:
             for c in leads[:8]
         ],
     )
+
+
+def _form_follow_up(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, form_id: uuid.UUID) -> None:
+    """The seed's "Form Follow-up": confirmation email, a task for the sales team, the website-lead tag."""
+    wf_id, email, task, tag = ctx.uid(), ctx.uid(), ctx.uid(), ctx.uid()
+    ctx.add(Workflow, [{"id": wf_id, "sub_account_id": sub_id, "name": "Form Follow-up", "status": "published",
+                        "published_at": ctx.ago(60), "description": "Answer every event inquiry"}])
+    ctx.add(WorkflowTrigger, [{"id": ctx.uid(), "sub_account_id": sub_id, "workflow_id": wf_id,
+                               "trigger_type": "form_submitted", "conditions": {"form_id": str(form_id)}}])
+    ctx.add(WorkflowAction, [
+        {"id": email, "sub_account_id": sub_id, "workflow_id": wf_id, "action_type": "send_email", "position": 1,
+         "name": "Send confirmation email",
+         "config": {"subject": "We got your party inquiry", "defaults": {"first_name": "there"},
+                    "body": f"Hi {{{{ first_name }}}}, thanks for asking about a party at {biz.name}. "
+                            "We'll call you within a day with menus and dates."}},
+        {"id": task, "sub_account_id": sub_id, "workflow_id": wf_id, "parent_action_id": email, "position": 2,
+         "action_type": "create_task", "name": "Create task for sales team",
+         "config": {"title": "Call back the event inquiry", "due_in_hours": 24}},
+        {"id": tag, "sub_account_id": sub_id, "workflow_id": wf_id, "parent_action_id": task, "position": 3,
+         "action_type": "add_tag", "name": "Add tag: Lead - Website", "config": {"tag": "Lead - Website"}},
+    ])
 
 
 def _webhooks_and_events(ctx: _Ctx, sub_id: uuid.UUID, contacts: Rows, appointments: Rows) -> None:

@@ -324,3 +324,22 @@ def test_staff_api_checks_what_pages_carry(demo: Demo, built: dict[str, str], cl
     assert client.get(f"{built['base']}/funnels", headers=manager_b).status_code == 404
     listed = client.get(f"{built['base']}/forms/{built['form_id']}/submissions", headers=admin)
     assert listed.status_code == 200 and listed.json() and listed.json()[0]["ip_address"]
+
+
+def test_the_demo_funnel_serves_every_block(demo: Demo, client: TestClient) -> None:
+    page = client.get("/s/restaurant-a/holiday-parties")
+    assert page.status_code == 200
+    for part in ("Holiday parties at Restaurant Location A", "Tell us about your party", 'name="party_size"',
+                 'name="slot"', "Pay the deposit", "250.00 USD", 'src="/widget.js" data-key="wk_restaurant-a'):
+        assert part in page.text, part
+    assert client.get("/s/restaurant-a/holiday-parties/menu").status_code == 200
+    email = f"demo-{uuid.uuid4().hex[:6]}@example.com"
+    sent = client.post(re.search(r'action="([^"]+/_form/[^"]+)"', page.text).group(1),  # type: ignore[union-attr]
+                       data={"full_name": "Dee Mo", "email": email, "party_size": "40"}, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/s/restaurant-a/holiday-parties/thank-you"
+    with tenant_session(_scope(demo)) as s:
+        contact = s.scalar(select(Contact).where(Contact.email == email))
+        assert contact is not None and contact.custom_fields["party_size"] == 40
+        names = set(s.scalars(select(WorkflowExecution.trigger_event["type"].astext)
+                              .where(WorkflowExecution.contact_id == contact.id)))
+        assert "form_submitted" in names  # the seed's Form Follow-up
