@@ -14,6 +14,7 @@ from api.problems import problem
 from leadpilot.settings import get_settings
 from services.errors import InvalidInput
 from services.stripe_events import handle_event
+from services.whop_events import receive as receive_whop
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 STRIPE_TOLERANCE_S = 300
@@ -32,6 +33,18 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     except (ValueError, stripe.SignatureVerificationError):
         return problem(400, "The Stripe signature or payload is invalid.", title="Invalid webhook")
     result = await run_in_threadpool(handle_event, json.loads(payload))
+    return JSONResponse(result)
+
+
+@router.post("/whop/{integration_id}",
+             summary="Whop events of one integration (Standard Webhooks signature, each delivery applied once)")
+async def whop_webhook(integration_id: str, request: Request) -> JSONResponse:
+    """Verified with that integration's own signing secret (5-minute tolerance) before anything is stored: a bad
+    signature or stale timestamp is a 400, an unknown or inactive integration a 404. A redelivered webhook-id
+    changes nothing."""
+    payload = await request.body()
+    result = await run_in_threadpool(receive_whop, integration_id=integration_id, body=payload,
+                                     headers=request.headers)
     return JSONResponse(result)
 
 

@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 
 from api.app import app
 from leadpilot.settings import get_settings
+from models.activity import Integration
 from models.crm import Contact
 from models.db import TenantScope, owner_session, tenant_session
 from models.payments import Invoice, ProviderEvent, Transaction
-from models.performance import FinancialRecord
+from models.performance import Campaign, FinancialRecord
 from services import payments
 from tests.conftest import Demo
 
@@ -163,3 +164,186 @@ def test_unknown_events_are_acknowledged_and_ignored(client: TestClient) -> None
 def test_without_a_secret_the_endpoint_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(get_settings(), "stripe_webhook_secret", None)
     assert TestClient(app).post("/webhooks/stripe", content="{}").status_code == 503
+
+
+# payments taken outside our invoices (a payment link, a dashboard charge) on a connected account
+
+
+@pytest.fixture
+def connected(demo: Demo) -> tuple[str, uuid.UUID]:
+    """Sub-account A's Stripe integration: its Connect account id and its row."""
+    with owner_session() as session:
+        row = session.scalars(
+            select(Integration).where(Integration.sub_account_id == demo.a, Integration.provider_name == "stripe")
+        ).one()
+        return str(row.connection_id), row.id
+
+
+@pytest.fixture
+def buyer(demo: Demo) -> Contact:
+    with owner_session() as session:
+        campaign_id = session.scalars(
+            select(Campaign.id).where(Campaign.sub_account_id == demo.a).order_by(Campaign.id.desc()).limit(1)
+        ).one()
+        contact = Contact(
+            agency_id=demo.agency_id,
+            sub_account_id=demo.a,
+            first_name="Stripe",
+            email=f"payer-{uuid.uuid4().hex[:10]}@example.com",
+            campaign_id=campaign_id,
+        )
+        session.add(contact)
+        session.flush()
+        return contact
+
+
+def _event(kind: str, obj: dict, account: str | None = None) -> dict:
+    event = {"id": f"evt_{uuid.uuid4().hex}", "type": kind, "created": int(time.time()), "data": {"object": obj}}
+    return {**event, "account": account} if account else event
+
+
+def _records(reference: str) -> list[FinancialRecord]:
+    with owner_session() as session:
+        return list(session.scalars(select(FinancialRecord).where(FinancialRecord.reference_number == reference)))
+
+
+def test_an_outside_payment_is_one_record_for_the_buyers_campaign(
+    client: TestClient, connected: tuple[str, uuid.UUID], buyer: Contact
+) -> None:
+    account, integration_id = connected
+    pi, charge = f"pi_{uuid.uuid4().hex}", f"ch_{uuid.uuid4().hex}"
+    intent = _event(
+        "payment_intent.succeeded",
+        {
+            "id": pi,
+            "amount": 12345,
+            "amount_received": 12345,
+            "currency": "usd",
+            "receipt_email": buyer.email,
+            "metadata": {},
+        },
+        account,
+    )
+    charged = _event(
+        "charge.succeeded",
+        {
+            "id": charge,
+            "payment_intent": pi,
+            "amount": 12345,
+            "amount_captured": 12345,
+            "captured": True,
+            "currency": "usd",
+            "billing_details": {"email": buyer.email, "name": "Stripe Payer"},
+            "metadata": {},
+        },
+        account,
+    )
+    for event in (intent, charged, intent):  # the PaymentIntent's event, its charge's, then a redelivery
+        assert _post(client, event).status_code == 200
+    [record] = _records(f"stripe:{pi}")
+    assert (record.transaction_type, record.amount, record.currency, record.payment_status) == (
+        "payment",
+        Decimal("123.45"),
+        "USD",
+        "paid",
+    )
+    assert (record.contact_id, record.campaign_id, record.integration_source_id) == (
+        buyer.id,
+        buyer.campaign_id,
+        integration_id,
+    )
+
+
+def test_an_outside_payment_from_a_new_buyer_creates_the_contact(
+    client: TestClient, connected: tuple[str, uuid.UUID], demo: Demo
+) -> None:
+    email, pi = f"walkin-{uuid.uuid4().hex[:10]}@example.com", f"pi_{uuid.uuid4().hex}"
+    session_obj = {
+        "id": f"cs_{uuid.uuid4().hex}",
+        "payment_intent": pi,
+        "payment_status": "paid",
+        "mode": "payment",
+        "amount_total": 5000,
+        "currency": "jpy",
+        "customer_details": {"email": email, "name": "Kenji Sato"},
+        "metadata": {},
+    }
+    assert _post(client, _event("checkout.session.completed", session_obj, connected[0])).status_code == 200
+    [record] = _records(f"stripe:{pi}")
+    assert (record.amount, record.currency) == (Decimal("5000.00"), "JPY")  # yen have no minor unit
+    with owner_session() as session:
+        contact = session.get(Contact, record.contact_id)
+        assert contact is not None
+        assert (contact.sub_account_id, contact.email, contact.source) == (demo.a, email, "stripe")
+
+
+def test_outside_refunds_follow_the_running_total_on_the_payments_campaign(
+    client: TestClient, connected: tuple[str, uuid.UUID], buyer: Contact
+) -> None:
+    account = connected[0]
+    pi, charge = f"pi_{uuid.uuid4().hex}", f"ch_{uuid.uuid4().hex}"
+    paid = {"id": pi, "amount_received": 12345, "currency": "usd", "receipt_email": buyer.email, "metadata": {}}
+    _post(client, _event("payment_intent.succeeded", paid, account))
+    base = {
+        "id": charge,
+        "payment_intent": pi,
+        "amount": 12345,
+        "currency": "usd",
+        "metadata": {},
+        "billing_details": {"email": None},
+    }
+    for refunded in (2000, 2000, 12345):  # 20.00, the same total again, then the rest
+        event = _event("charge.refunded", {**base, "amount_refunded": refunded}, account)
+        assert _post(client, event).json()["status"] == "processed"
+    with owner_session() as session:
+        refunds = session.scalars(
+            select(FinancialRecord).where(
+                FinancialRecord.transaction_type == "refund",
+                FinancialRecord.reference_number.like(f"stripe:{charge}:%"),
+            )
+        ).all()
+    assert sorted(r.amount for r in refunds) == [Decimal("20.00"), Decimal("103.45")]
+    assert {(r.contact_id, r.campaign_id) for r in refunds} == {(buyer.id, buyer.campaign_id)}
+
+
+@pytest.mark.parametrize("order", ["checkout_first", "intent_first"])
+def test_an_invoice_paid_through_checkout_counts_once(client: TestClient, invoice: Invoice, order: str) -> None:
+    pi = f"pi_{uuid.uuid4().hex}"
+    checkout = _checkout(invoice, pi)
+    # what Stripe sends for the same payment: the PaymentIntent carries the metadata of payment_intent_data
+    intent = _event(
+        "payment_intent.succeeded",
+        {
+            "id": pi,
+            "amount": 25000,
+            "amount_received": 25000,
+            "currency": "usd",
+            "metadata": checkout["data"]["object"]["metadata"],
+        },
+    )
+    for event in (checkout, intent) if order == "checkout_first" else (intent, checkout):
+        assert _post(client, event).json()["status"] == "processed"
+    assert _counts(pi)[:2] == (1, 1)
+    with owner_session() as session:
+        paid = session.get(Invoice, invoice.id)
+        [record] = _records(f"stripe:{pi}")
+        assert (paid.status, paid.amount_paid, record.amount) == ("paid", Decimal("250.00"), Decimal("250.00"))
+        assert record.transaction_id is not None and record.campaign_id is not None
+
+
+def test_payments_no_integration_vouches_for_store_nothing(
+    client: TestClient, connected: tuple[str, uuid.UUID], buyer: Contact, demo: Demo
+) -> None:
+    obj = {"amount_received": 900, "currency": "usd", "receipt_email": buyer.email}
+    unknown = _event("payment_intent.succeeded", {**obj, "id": f"pi_{uuid.uuid4().hex}", "metadata": {}}, "acct_nobody")
+    # a platform event without our metadata: several sub-accounts use Stripe here, so whose it is cannot be told
+    platform = _event("payment_intent.succeeded", {**obj, "id": f"pi_{uuid.uuid4().hex}", "metadata": {}})
+    # a connected account naming another sub-account in its own metadata is not believed
+    forged = _event(
+        "payment_intent.succeeded",
+        {**obj, "id": f"pi_{uuid.uuid4().hex}", "metadata": {"sub_account_id": str(demo.b)}},
+        connected[0],
+    )
+    for event in (unknown, platform, forged):
+        assert _post(client, event).json()["status"] == "ignored"
+        assert _records(f"stripe:{event['data']['object']['id']}") == []
