@@ -28,6 +28,7 @@ from models.crm import Contact
 from models.db import TenantScope, after_commit, tenant_session
 from models.sandbox import SandboxDelivery
 from models.tenancy import SubAccount
+from services.campaigns import mirror_status
 from services.crm import is_dnd
 
 MAX_ATTEMPTS = 6  # the first try and five retries: 5 s, 10 s, 20 s, 40 s, 80 s apart
@@ -220,12 +221,14 @@ def deliver(scope: TenantScope, message_id: uuid.UUID, *, now: datetime | None =
             message.metadata_ = {**(message.metadata_ or {}), **sent.metadata}
         if sent.status == "delivered":
             message.delivered_at = now
+        mirror_status(session, message)
         realtime.message_event(session, message, "message.updated")
         return Attempt("sent", sent.status)
 
 
 def _finish(session: Session, message: Message, status: str, *, code: str, error: str) -> Attempt:
     message.status, message.error_code, message.error_message = status, code, error
+    mirror_status(session, message)
     realtime.message_event(session, message, "message.updated")
     return Attempt("failed", status, error=error)
 

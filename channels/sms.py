@@ -21,6 +21,7 @@ from models.conversations import Channel, Conversation, Message
 from models.db import TenantScope, owner_session, tenant_session
 from models.tenancy import SubAccount
 from services import crm
+from services.campaigns import mirror_status
 from services.errors import Forbidden, NotConfigured, NotFound
 
 OPT_IN = re.compile(r"^\s*(start|unstop|yes)\s*$", re.I)
@@ -158,4 +159,5 @@ def status_callback(url: str, form: dict[str, str], signature: str | None) -> st
                 message.delivered_at = now
             elif status in ("undelivered", "failed"):
                 message.error_code, message.error_message = form.get("ErrorCode"), form.get("ErrorMessage")
+            mirror_status(session, message)
         return message.status

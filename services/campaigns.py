@@ -218,6 +218,41 @@ def send_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH) 
     return [m["id"] for m in messages]
 
 
+RECIPIENT_PROGRESS = ("queued", "sent", "delivered", "opened", "clicked")
+
+
+def mirror_status(session: Session, message: Message) -> None:
+    """A campaign message's delivery news (sent, delivered, bounced, failed, skipped for an opt-out) onto its
+    recipient row, forward only: a late "sent" never undoes "delivered" or "opened"; bounces and failures are
+    final. Messages of no campaign are left alone (no query)."""
+    recipient_id = (message.metadata_ or {}).get("recipient_id")
+    if not recipient_id:
+        return
+    recipient = session.get(MessageCampaignRecipient, uuid.UUID(recipient_id), with_for_update=True)
+    if recipient is None or recipient.status not in RECIPIENT_PROGRESS:
+        return
+    now = datetime.now(UTC)
+    rank = RECIPIENT_PROGRESS.index(recipient.status)
+    if message.status in ("sent", "delivered"):
+        if message.status == "delivered":
+            recipient.delivered_at = recipient.delivered_at or message.delivered_at or now
+        if RECIPIENT_PROGRESS.index(message.status) > rank:
+            recipient.status = message.status
+    elif message.status in ("failed", "undelivered") and rank < RECIPIENT_PROGRESS.index("opened"):
+        if message.error_code == "dnd":
+            recipient.status = "skipped"
+        elif message.status == "undelivered" or message.error_code in BOUNCE_CODES or \
+                (message.error_code or "").startswith("smtp_5"):
+            recipient.status, recipient.bounced_at = "bounced", now
+        else:
+            recipient.status = "failed"
+        recipient.error = message.error_message
+
+
+# provider refusals that mean the address does not take mail/texts (SMTP 5xx, Twilio's unreachable numbers)
+BOUNCE_CODES = frozenset({"no_recipient", "rejected", "30003", "30005", "30006", "21211", "21614"})
+
+
 def _workflow_message(session: Session, token: str) -> Message | None:
     """The workflow email a tracking token ("m-...") belongs to."""
     return session.scalar(select(Message).where(Message.metadata_["tracking_token"].astext == token))

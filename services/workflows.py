@@ -25,7 +25,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, func, select
 from sqlalchemy.orm import Session
 
 from models.conversations import Channel, Conversation, Message
@@ -428,6 +428,43 @@ def fire_dates(session: Session, sub_account_id: uuid.UUID, today: datetime) -> 
                 continue  # yearly: already this year
             execution = start(session, workflow, contact.id, {"type": "custom_date", "field": field,
                                                               "date": target.isoformat()}, now=today)
+            if execution is not None:
+                started.append(execution.id)
+    return started
+
+
+def fire_overdue(session: Session, sub_account_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+    """The invoice-overdue trigger: open invoices with a balance whose due date passed (in the sub-account's
+    timezone; `days_after` more days when the trigger sets it) start the workflow, once per invoice."""
+    from zoneinfo import ZoneInfo
+
+    from models.payments import Invoice
+    from models.tenancy import SubAccount
+
+    sub = session.get(SubAccount, sub_account_id)
+    assert sub is not None
+    today = now.astimezone(ZoneInfo(sub.timezone or "UTC")).date()
+    started: list[uuid.UUID] = []
+    rows = session.execute(select(WorkflowTrigger, Workflow).join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
+                           .where(WorkflowTrigger.trigger_type == "invoice_overdue", WorkflowTrigger.is_active,
+                                  Workflow.status == "published", Workflow.deleted_at.is_(None))).all()
+    for trigger, workflow in rows:
+        conditions = dict(trigger.conditions or {})
+        cutoff = today - timedelta(days=int(conditions.pop("days_after", 0)))
+        already = select(WorkflowExecution.id).where(
+            WorkflowExecution.workflow_id == workflow.id,
+            WorkflowExecution.trigger_event["invoice_id"].astext == func.cast(Invoice.id, String)).exists()
+        invoices = session.scalars(select(Invoice).where(
+            Invoice.status == "open", Invoice.deleted_at.is_(None), Invoice.due_date < cutoff,
+            Invoice.amount_paid < Invoice.total_amount, ~already).order_by(Invoice.due_date).limit(500))
+        for invoice in invoices:
+            assert invoice.due_date is not None
+            event = {"type": "invoice_overdue", "invoice_id": str(invoice.id), "invoice_number": invoice.invoice_number,
+                     "balance": str(invoice.total_amount - invoice.amount_paid), "currency": invoice.currency,
+                     "due_date": invoice.due_date.isoformat(), "days_overdue": (today - invoice.due_date).days}
+            if not all(_same(event.get(k), v) for k, v in conditions.items()):
+                continue
+            execution = start(session, workflow, invoice.contact_id, event, now=now)
             if execution is not None:
                 started.append(execution.id)
     return started

@@ -277,3 +277,56 @@ def test_a_burst_of_texts_gets_one_coherent_reply(demo: Demo, monkeypatch: pytes
     assert len(replies) == 1 and replies[0].status == "sent"
     assert "vegan" in replies[0].body.lower() or "menu" in replies[0].body.lower()
     assert inputs and all(text in inputs[0] for text in ("do you", "have vegan", "on the menu?"))
+
+
+def _campaign_message(demo: Demo, *, dnd: bool = False) -> tuple[uuid.UUID, uuid.UUID]:
+    """A queued SMS of a campaign, with its recipient row (as a campaign batch writes them)."""
+    from models.marketing import MessageCampaign, MessageCampaignRecipient
+
+    message_id = _outgoing(demo, dnd=dnd, sender_type="system")
+    with tenant_session(_scope(demo)) as session:
+        message = session.get(Message, message_id)
+        campaign = MessageCampaign(sub_account_id=demo.a, name="Statuses", channel_type="sms", status="sending")
+        session.add(campaign)
+        session.flush()
+        recipient = MessageCampaignRecipient(sub_account_id=demo.a, message_campaign_id=campaign.id,
+                                             contact_id=message.contact_id, message_id=message.id,
+                                             sent_at=datetime.now(UTC))
+        session.add(recipient)
+        session.flush()
+        message.metadata_ = {"campaign_id": str(campaign.id), "recipient_id": str(recipient.id)}
+        return message_id, recipient.id
+
+
+def _recipient(recipient_id: uuid.UUID) -> Any:
+    from models.marketing import MessageCampaignRecipient
+
+    with owner_session() as session:
+        return session.get(MessageCampaignRecipient, recipient_id)
+
+
+def test_campaign_recipients_follow_their_messages_delivery(twilio: TwilioServer, demo: Demo) -> None:
+    from services.campaigns import mirror_status
+
+    sent_id, sent_recipient = _campaign_message(demo)
+    assert outbound.deliver(_scope(demo), sent_id).outcome == "sent"
+    assert _recipient(sent_recipient).status == "sent"
+    with tenant_session(_scope(demo)) as session:  # Twilio's status callback: delivered, then a late "sent"
+        message = session.get(Message, sent_id)
+        message.status, message.delivered_at = "delivered", datetime.now(UTC)
+        mirror_status(session, message)
+        message.status = "sent"
+        mirror_status(session, message)
+    recipient = _recipient(sent_recipient)
+    assert recipient.status == "delivered" and recipient.delivered_at is not None
+
+    refused_id, refused_recipient = _campaign_message(demo)
+    twilio.script = [400]  # 21211: not a valid phone number
+    assert outbound.deliver(_scope(demo), refused_id).outcome == "failed"
+    recipient = _recipient(refused_recipient)
+    assert recipient.status == "bounced" and recipient.bounced_at is not None
+    assert recipient.error and "refused" in recipient.error
+
+    opted_out_id, opted_out_recipient = _campaign_message(demo, dnd=True)
+    assert outbound.deliver(_scope(demo), opted_out_id).outcome == "failed"
+    assert _recipient(opted_out_recipient).status == "skipped"

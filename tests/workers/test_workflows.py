@@ -217,3 +217,50 @@ def test_waiting_for_business_hours_and_a_birthday_trigger(demo: Demo) -> None:
         assert "birthday-2026" in crm.contact_tags(session=session, contact_id=born.id)
         assert "birthday-2026" not in crm.contact_tags(session=session, contact_id=other.id)
     assert len(started) == 1
+
+
+def test_invoice_overdue_starts_once_per_unpaid_invoice(demo: Demo) -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    from services import payments
+
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    now = datetime(2026, 12, 10, 15, 0, tzinfo=UTC)
+    with tenant_session(scope) as session:
+        # the seed's open invoices may be overdue too: only the executions for these invoices are looked at
+        flow = Workflow(sub_account_id=demo.a, name=f"Dunning {uuid.uuid4().hex[:4]}", status="published",
+                        allow_reentry=True)
+        session.add(flow)
+        session.flush()
+        session.add(WorkflowTrigger(sub_account_id=demo.a, workflow_id=flow.id, trigger_type="invoice_overdue",
+                                    conditions={"days_after": 2}))
+        session.add(WorkflowAction(sub_account_id=demo.a, workflow_id=flow.id, action_type="add_tag",
+                                   name="Overdue", config={"tag": "invoice-overdue"}))
+        invoices = {}
+        for name, issued, paid in (("late", date(2026, 11, 1), False), ("paid", date(2026, 11, 1), True),
+                                   ("recent", date(2026, 11, 25), False)):
+            contact = crm.create_contact(session=session, sub_account_id=demo.a, fields={
+                "email": f"{name}-{uuid.uuid4().hex[:6]}@example.com"})
+            line = payments.Line("Catering", Decimal(1), Decimal("300.00"), None, None)
+            invoice = payments.create_invoice(session=session, contact_id=contact.id, lines=[line],
+                                              issue_date=issued, due_in_days=14)
+            if paid:
+                payments.record_payment(session=session, invoice_id=invoice.id, amount=Decimal("300.00"),
+                                        gateway="manual", gateway_transaction_id=f"cash-{invoice.id}", now=now)
+            invoices[name] = (invoice.id, contact.id)
+        # due 11-15 (late: 25 days over, past the 2-day grace), paid, and due 12-09 (one day over: within grace)
+        workflows.fire_overdue(session, demo.a, now)
+        assert workflows.fire_overdue(session, demo.a, now + timedelta(hours=1)) == []  # the hourly repeat
+        ours = {str(invoice_id) for invoice_id, _ in invoices.values()}
+        mine = {e.trigger_event["invoice_id"]: e for e in session.scalars(
+            select(WorkflowExecution).where(WorkflowExecution.workflow_id == flow.id))
+            if e.trigger_event["invoice_id"] in ours}
+        assert set(mine) == {str(invoices["late"][0])}
+        assert mine[str(invoices["late"][0])].trigger_event["days_overdue"] == 25
+        workflows.run_due(session, now)
+        assert "invoice-overdue" in crm.contact_tags(session=session, contact_id=invoices["late"][1])
+        assert "invoice-overdue" not in crm.contact_tags(session=session, contact_id=invoices["recent"][1])
+        later = workflows.fire_overdue(session, demo.a, now + timedelta(days=2))  # the recent one's grace is over
+        assert [i for e in later if (i := session.get(WorkflowExecution, e).trigger_event["invoice_id"]) in ours] \
+            == [str(invoices["recent"][0])]
