@@ -22,6 +22,7 @@ from api.routers import (
     campaigns,
     crm,
     inbox,
+    integrations,
     knowledge,
     pages,
     payments,
@@ -102,7 +103,7 @@ def create_app() -> FastAPI:
     app.include_router(campaigns.tracking)
     app.include_router(sites.public)
     for module in (auth, admin, inbox, webhooks_out, campaigns, workflows, crm, calendars, pipelines, payments,
-                   reporting, knowledge, analyst, sites):
+                   reporting, knowledge, analyst, sites, integrations):
         app.include_router(module.router)
 
     app.add_middleware(AccessLog)

@@ -31,11 +31,14 @@ def create_celery() -> Celery:
             "workers.reactivate_handoff": {"queue": "agent"},
             "workers.reembed_knowledge_base": {"queue": "default"},
             "workers.send_message": {"queue": "outbound"},
+            "workers.send_messages": {"queue": "outbound"},
             "workers.deliver_webhook": {"queue": "outbound"},
             "workers.campaign_batch": {"queue": "campaigns"},
             "workers.start_scheduled_campaigns": {"queue": "campaigns"},
             "workers.workflow_sweep": {"queue": "workflows"},
             "workers.workflow_dates": {"queue": "workflows"},
+            "workers.sync_integration": {"queue": "default"},
+            "workers.sync_due_integrations": {"queue": "default"},
         },
         # a task is acknowledged only after it finishes, so a worker dying mid-task hands it to another
         task_acks_late=True,
@@ -59,6 +62,7 @@ def create_celery() -> Celery:
             "workflow-sweep": {"task": "workers.workflow_sweep", "schedule": 30.0},
             "workflow-dates": {"task": "workers.workflow_dates", "schedule": 3600.0},
             "scheduled-campaigns": {"task": "workers.start_scheduled_campaigns", "schedule": 60.0},
+            "sync-integrations": {"task": "workers.sync_due_integrations", "schedule": 900.0},
         },
     )
     return app

@@ -200,6 +200,33 @@ def reactivate_handoff(event_id: str, agency_id: str, sub_account_id: str) -> st
 def send_message(self: Task, event_id: str, agency_id: str, sub_account_id: str) -> str:
     """Send one queued outbound message (the outbox's `message.send` event) exactly once: see
     channels/outbound.py. Retried with exponential backoff; quiet hours put it off to their end."""
+    outcome, later = _send_one(event_id, agency_id, sub_account_id)
+    if outcome == "retry":
+        raise self.retry(countdown=later)
+    if outcome == "deferred":
+        self.apply_async(args=[event_id, agency_id, sub_account_id], eta=later)
+    return outcome
+
+
+@celery_app.task(name="workers.send_messages", ignore_result=True)
+def send_messages(event_ids: list[str], agency_id: str, sub_account_id: str) -> int:
+    """A campaign batch's messages in one task (one broker hand-off for many sends): each sent exactly once as
+    `send_message` sends it; one that must wait (a provider hiccup, quiet hours) goes on as its own
+    `send_message`, so the others never wait for it."""
+    sent = 0
+    for event_id in event_ids:
+        outcome, later = _send_one(event_id, agency_id, sub_account_id)
+        if outcome == "retry":
+            send_message.apply_async(args=[event_id, agency_id, sub_account_id], countdown=later)
+        elif outcome == "deferred":
+            send_message.apply_async(args=[event_id, agency_id, sub_account_id], eta=later)
+        else:
+            sent += 1
+    return sent
+
+
+def _send_one(event_id: str, agency_id: str, sub_account_id: str) -> tuple[str, Any]:
+    """Deliver one outbox `message.send` event: (outcome, retry delay in seconds or the time to defer to)."""
     from channels import outbound
     from models.conversations import OutboxEvent
 
@@ -207,21 +234,20 @@ def send_message(self: Task, event_id: str, agency_id: str, sub_account_id: str)
     with tenant_session(scope) as session:
         event = session.get(OutboxEvent, uuid.UUID(event_id))
         if event is None or event.status == "done":
-            return "done"
+            return "done", None
         message_id = uuid.UUID(event.payload["message_id"])
     attempt = outbound.deliver(scope, message_id)
     if attempt.outcome == "retry":
         with tenant_session(scope) as session:
             outbox.settle(session=session, event_id=uuid.UUID(event_id), error=attempt.error, retry=True)
-        raise self.retry(countdown=attempt.retry_in)
+        return "retry", attempt.retry_in
     if attempt.outcome == "deferred" and attempt.not_before is not None:
         with tenant_session(scope) as session:
             outbox.postpone(session=session, event_id=uuid.UUID(event_id), until=attempt.not_before)
-        self.apply_async(args=[event_id, agency_id, sub_account_id], eta=attempt.not_before)
-        return "deferred"
+        return "deferred", attempt.not_before
     with tenant_session(scope) as session:
         outbox.settle(session=session, event_id=uuid.UUID(event_id))
-    return attempt.status or attempt.outcome
+    return attempt.status or attempt.outcome, None
 
 
 @celery_app.task(name="workers.deliver_webhook")
@@ -295,8 +321,8 @@ def workflow_sweep(agency_id: str | None = None, sub_account_id: str | None = No
 
 @celery_app.task(name="workers.workflow_dates")
 def workflow_dates() -> int:
-    """The custom-date trigger (birthdays and the like), for every sub-account with such a workflow (beat,
-    hourly: safe to repeat, a contact starts once per date)."""
+    """The date-driven triggers, custom date (birthdays and the like) and invoice overdue, for every sub-account
+    with such a workflow (beat, hourly: safe to repeat, once per contact and date, once per invoice)."""
     from datetime import UTC, datetime
 
     from sqlalchemy import select as select_
@@ -309,13 +335,79 @@ def workflow_dates() -> int:
     with owner_session() as session:
         targets = session.execute(select_(SubAccount.agency_id, SubAccount.id).join(
             WorkflowTrigger, WorkflowTrigger.sub_account_id == SubAccount.id).where(
-            WorkflowTrigger.trigger_type == "custom_date", WorkflowTrigger.is_active).distinct()).all()
+            WorkflowTrigger.trigger_type.in_(("custom_date", "invoice_overdue")), WorkflowTrigger.is_active)
+            .distinct()).all()
     started = 0
     for agency_id, sub_account_id in targets:
         with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=sub_account_id)) as session:
             started += len(workflows.fire_dates(session, sub_account_id, now))
+            started += len(workflows.fire_overdue(session, sub_account_id, now))
             workflows.run_due(session, now)
     return started
+
+
+SYNC_LOCK_TTL_S = 1800  # longer than any sync (paging plus bounded throttling waits)
+SYNC_QUEUED_TTL_S = 3600  # the sweep queues an integration at most once an hour while its sync has not run
+
+
+def _redis() -> Any:
+    import redis
+
+    from leadpilot.infra import ensure_infra
+
+    return redis.Redis.from_url(ensure_infra().redis_url)
+
+
+@celery_app.task(name="workers.sync_integration")
+def sync_integration(integration_id: str, agency_id: str | None = None,
+                     sub_account_id: str | None = None) -> dict[str, Any]:
+    """Sync one integration (Meta ad spend) under its sub-account's scope; the outcome (up to date, delayed with
+    a retry time, failed) is recorded on the row, where the sweep picks retries up. One run at a time per
+    integration; a second one meanwhile returns `busy`. Safe to run twice: unchanged figures write nothing."""
+    from models.activity import Integration
+    from services.integrations import sync
+
+    if agency_id is None or sub_account_id is None:
+        with owner_session() as session:  # only the id was given: find its tenant first
+            found = session.get(Integration, uuid.UUID(integration_id))
+            if found is None or found.sub_account_id is None:
+                return {"integration_id": integration_id, "status": "skipped", "error": "No such integration."}
+            agency_id, sub_account_id = str(found.agency_id), str(found.sub_account_id)
+    scope = TenantScope(agency_id=uuid.UUID(agency_id), sub_account_id=uuid.UUID(sub_account_id))
+    client = _redis()
+    lock = client.lock(f"leadpilot:integration-sync:{integration_id}", timeout=SYNC_LOCK_TTL_S, blocking=False,
+                       thread_local=False)
+    if not lock.acquire():
+        return {"integration_id": integration_id, "status": "busy"}
+    try:
+        return sync.sync_integration(scope=scope, integration_id=uuid.UUID(integration_id)).as_json()
+    finally:
+        client.delete(f"leadpilot:integration-sync-queued:{integration_id}")
+        with suppress(Exception):
+            lock.release()
+
+
+@celery_app.task(name="workers.sync_due_integrations")
+def sync_due_integrations() -> int:
+    """Beat, every 15 minutes: queue a sync of every integration that is due (see services/integrations/sync.py),
+    marking `delayed` those whose last successful sync is older than two intervals. Returns how many it queued."""
+    from datetime import UTC, datetime
+
+    from services.integrations import sync
+
+    now = datetime.now(UTC)
+    with owner_session() as session:
+        due = sync.due_integrations(session=session, now=now)
+    client = _redis()
+    queued = 0
+    for integration_id, agency_id, sub_account_id in due:
+        with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=sub_account_id)) as session:
+            sync.mark_if_stale(session=session, integration_id=integration_id, now=now)
+        # not again while one is still waiting in the queue (a stopped worker must not find hundreds piled up)
+        if client.set(f"leadpilot:integration-sync-queued:{integration_id}", "1", nx=True, ex=SYNC_QUEUED_TTL_S):
+            sync_integration.apply_async(args=[str(integration_id), str(agency_id), str(sub_account_id)])
+            queued += 1
+    return queued
 
 
 TOPIC_TASKS: dict[str, Task] = {"appointment.reminder": send_appointment_reminder,

@@ -39,6 +39,7 @@ INBOX = """<header class="top"><strong>LeadPilot</strong>
 <button data-tool="pipeline" data-perm="pipelines.read">Pipeline</button>
 <button data-tool="metrics" data-perm="reports.read">Handoff metrics</button>
 <button data-tool="analyst" data-perm="reports.read">Ask the analyst</button>
+<button data-tool="integrations" data-perm="reports.read">Integrations</button>
 <input id="search" type="search" placeholder="Search"></nav>
 <ul id="list" class="list" aria-label="Conversations"></ul>
 <section id="pane" class="pane"><p class="empty">Pick a conversation.</p></section></div>"""

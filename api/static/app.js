@@ -508,8 +508,75 @@
     }).catch(function (e) { box.appendChild(el("p", {"class": "flash"}, e.message)); });
   }
 
+  var SYNC_BADGES = {up_to_date: ["Up to date", "#dcfce7", "#166534"], delayed: ["Delayed", "#fef3c7", "#92400e"],
+                     failed: ["Failed", "#fee2e2", "#991b1b"], never_synced: ["Never synced", "#e5e7eb", "#374151"]};
+
+  function watchSync(i, tries) {  // until a worker has tried the sync (or a minute passed), then redraw
+    var sub = state.sub;
+    setTimeout(function () {
+      if (state.sub !== sub || !$(".tool.integrations")) return;
+      api("GET", root() + "/integrations/" + i.id).then(function (now) {
+        if (now.last_attempt_at !== i.last_attempt_at || tries >= 30) return showIntegrations();
+        watchSync(i, tries + 1);
+      }).catch(function () { showIntegrations(); });
+    }, 2000);
+  }
+
+  function showIntegrations() {  // the sub-account's connections: sync status, last sync, last error, retry
+    var box = blank("integrations", "Integrations");
+    var here = state.me.sub_accounts.filter(function (s) { return s.id === state.sub; })[0];
+    var canManage = !!here && here.permissions.indexOf("integrations.manage") >= 0;
+    var note = el("p", {"class": "status sync-note", role: "status"});
+    box.appendChild(note);
+    return api("GET", root() + "/integrations").then(function (rows) {
+      if (!rows.length) { box.appendChild(el("p", {"class": "empty"}, "No integrations connected.")); return; }
+      var t = el("table", {"class": "figures integrations"});
+      var head = el("tr");
+      ["Integration", "Account", "Status", "Last sync", "Last error", ""].forEach(function (c) {
+        head.appendChild(el("th", {}, c));
+      });
+      t.appendChild(head);
+      rows.forEach(function (i) {
+        var tr = el("tr", {"data-id": i.id, "data-status": i.data_sync_status});
+        var name = el("td", {}, i.name);
+        name.appendChild(el("div", {"class": "status"}, i.provider + (i.authentication_status !== "connected" ?
+          " · " + i.authentication_status.replace(/_/g, " ") : "") + (i.is_active ? "" : " · paused")));
+        tr.appendChild(name);
+        tr.appendChild(el("td", {}, i.connection_id || "-"));
+        var look = SYNC_BADGES[i.data_sync_status] || [i.data_sync_status, "#e5e7eb", "#374151"];
+        var cell = el("td");
+        cell.appendChild(el("span", {"class": "tag sync-badge sync-" + i.data_sync_status,
+          style: "background:" + look[1] + ";color:" + look[2] + ";padding:2px 8px;white-space:nowrap"}, look[0]));
+        if (i.next_retry_at && i.data_sync_status !== "up_to_date") {
+          cell.appendChild(el("div", {"class": "status"}, "retry " + new Date(i.next_retry_at).toLocaleString()));
+        }
+        tr.appendChild(cell);
+        tr.appendChild(el("td", {"class": "last-sync"}, i.last_sync_time ? new Date(i.last_sync_time).toLocaleString() : "never"));
+        tr.appendChild(el("td", {"class": "last-error"}, i.last_error || "-"));
+        var act = el("td");
+        if (i.syncs && canManage) {
+          var retry = button("Retry sync", "retry-sync", function () {
+            return api("POST", root() + "/integrations/" + i.id + "/sync").then(function () {
+              note.className = "status sync-note";
+              note.textContent = "Sync of " + i.name + " queued…";
+              watchSync(i, 0);
+            }).catch(function (e) { note.className = "flash sync-note"; note.textContent = e.message; });
+          });
+          if (i.authentication_status !== "connected" || !i.has_credentials) {
+            retry.disabled = true;
+            retry.title = "Reconnect with a new access token first";
+          }
+          act.appendChild(retry);
+        }
+        tr.appendChild(act);
+        t.appendChild(tr);
+      });
+      box.appendChild(t);
+    }).catch(function (e) { box.appendChild(el("p", {"class": "flash"}, e.message)); });
+  }
+
   var TOOLS = {metrics: showMetrics, analyst: showAnalyst, contacts: showContacts, calendar: showCalendar,
-               pipeline: showPipeline};
+               pipeline: showPipeline, integrations: showIntegrations};
   Array.prototype.forEach.call(document.querySelectorAll(".views button[data-tool]"), function (b) {
     b.addEventListener("click", function () { TOOLS[b.getAttribute("data-tool")](); });
   });

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import String, func, insert, select
 
 from api.app import app
 from channels import outbound
@@ -149,3 +149,45 @@ def test_a_scheduled_campaign_is_launched_when_its_time_comes(demo: Demo) -> Non
     with owner_session() as session:
         launched = session.get(MessageCampaign, campaign_id)
         assert (launched.status, launched.total_recipients) == ("sending", 3)
+
+
+def test_a_batch_is_handed_over_in_chunks_and_each_message_sent_once(demo: Demo) -> None:
+    """queue_batch hands its sends over 25 to a task; the task sends each exactly once (run twice: nothing new)."""
+    from models.conversations import OutboxEvent
+    from workers.tasks import send_messages
+
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    tag_name = f"chunk-{uuid.uuid4().hex[:6]}"
+    with tenant_session(scope) as session:
+        for i in range(outbound.SEND_CHUNK + 5):
+            contact = crm.create_contact(session=session, sub_account_id=demo.a,
+                                         fields={"email": f"k{i}-{tag_name}@example.com", "first_name": f"K{i}"})
+            crm.add_tag(session=session, contact_id=contact.id, name=tag_name)
+        template = EmailTemplate(sub_account_id=demo.a, name="Chunk", subject="Hi {{ first_name }}",
+                                 text_content="Hello {{ first_name }}", html_content="<p>Hello</p>", variables=[])
+        session.add(template)
+        session.flush()
+        campaign = MessageCampaign(sub_account_id=demo.a, name="Chunk", channel_type="email",
+                                   email_template_id=template.id, audience={"tags": [tag_name]})
+        session.add(campaign)
+        session.flush()
+        campaign_id = campaign.id
+        campaigns.launch(session=session, campaign_id=campaign_id)
+    with tenant_session(scope) as session:
+        assert campaigns.queue_batch(session=session, campaign_id=campaign_id) == outbound.SEND_CHUNK + 5
+    with owner_session() as session:
+        events = [str(e) for e in session.scalars(select(OutboxEvent.id).join(
+            Message, Message.id == OutboxEvent.aggregate_id).where(
+            Message.metadata_["campaign_id"].astext == str(campaign_id)))]
+    assert len(events) == outbound.SEND_CHUNK + 5
+    for _ in range(2):  # a redelivered task sends nothing again
+        send_messages(events, str(demo.agency_id), str(demo.a))
+    with owner_session() as session:
+        sent = session.scalar(select(func.count()).select_from(SandboxDelivery).join(
+            Message, SandboxDelivery.idempotency_key == func.concat("send:", func.cast(Message.id, String))).where(
+            Message.metadata_["campaign_id"].astext == str(campaign_id)))
+        statuses = set(session.scalars(select(OutboxEvent.status).where(OutboxEvent.id.in_(
+            [uuid.UUID(e) for e in events]))))
+        recipients = set(session.scalars(select(MessageCampaignRecipient.status).where(
+            MessageCampaignRecipient.message_campaign_id == campaign_id)))
+    assert sent == outbound.SEND_CHUNK + 5 and statuses == {"done"} and recipients == {"sent"}
