@@ -139,7 +139,7 @@ def _turn(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, dict[st
     for message in messages[last_human + 1:]:
         if isinstance(message, AIMessage):
             for call in message.tool_calls:
-                calls[call["id"]] = (call["name"], call["args"])
+                calls[call["id"] or ""] = (call["name"], call["args"])
         elif isinstance(message, ToolMessage) and message.tool_call_id in calls:
             name, args = calls[message.tool_call_id]
             try:
@@ -439,8 +439,8 @@ class LocalPolicyModel(BaseChatModel):
         if name == "cancel_appointment":
             cancelled = next((a for n, _, r in done if n == "list_appointments" for a in r.get("appointments", [])),
                              None)
-            when = f" for {_say_time(cancelled['start'], zone)}" if cancelled else ""
-            return self._reply(f"Done: your appointment{when} is cancelled. Hope to see you another time!", ctx,
+            for_when = f" for {_say_time(cancelled['start'], zone)}" if cancelled else ""
+            return self._reply(f"Done: your appointment{for_when} is cancelled. Hope to see you another time!", ctx,
                                confidence, intent.name)
         if name == "reschedule_appointment":
             return self._reply(f"Done: you're now booked for {_say_time(result['start'], zone)} ({zone}).", ctx,

@@ -82,7 +82,8 @@ class OpenAICompatible:
             raise InvalidInput(f"Embedding model {model!r} needs OPENAI_API_KEY (and OPENAI_BASE_URL if not OpenAI).",
                                field="embedding_model")
         self.name = model
-        self._client = OpenAIEmbeddings(model=model, dimensions=EMBEDDING_DIM, api_key=settings.openai_api_key,
+        self._client = OpenAIEmbeddings(  # type: ignore[call-arg]  # api_key/base_url are pydantic aliases
+            model=model, dimensions=EMBEDDING_DIM, api_key=settings.openai_api_key,
                                         base_url=settings.openai_base_url, chunk_size=BATCH,
                                         check_embedding_ctx_length=False)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -146,7 +146,8 @@ def delete_source(*, session: Session, source_id: uuid.UUID) -> int:
     source = session.get(KnowledgeSource, source_id)
     if source is None or source.deleted_at is not None:
         raise NotFound("No such knowledge source.")
-    removed = session.execute(delete(TrainingData).where(TrainingData.source_id == source.id)).rowcount
+    removed = cast(CursorResult[Any], session.execute(delete(TrainingData).where(
+        TrainingData.source_id == source.id))).rowcount
     session.delete(source)
     session.flush()
     return int(removed or 0)

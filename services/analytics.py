@@ -33,14 +33,15 @@ def funnel(*, session: Session, steps: list[str], start: datetime, end: datetime
     if not 2 <= len(steps) <= 8:
         raise InvalidInput("A funnel has 2 to 8 steps.", field="steps")
     reached: dict[uuid.UUID, datetime] | None = None
-    out = []
+    out: list[dict[str, Any]] = []
     for i, step in enumerate(steps):
         if reached is None:  # the first step: each contact's first time in the window
-            reached = dict(session.execute(select(AnalyticsEvent.contact_id, func.min(AnalyticsEvent.created_at))
+            reached = {contact_id: at for contact_id, at in session.execute(
+                select(AnalyticsEvent.contact_id, func.min(AnalyticsEvent.created_at))
                                            .where(AnalyticsEvent.event_name == step,
                                                   AnalyticsEvent.contact_id.is_not(None),
                                                   AnalyticsEvent.created_at >= start, AnalyticsEvent.created_at < end)
-                                           .group_by(AnalyticsEvent.contact_id)).all())
+                                           .group_by(AnalyticsEvent.contact_id)) if contact_id is not None}
         else:  # later steps: only after the step before, contact by contact
             reached = _after(session, step, reached, end)
         count = len(reached)
@@ -59,7 +60,7 @@ def _after(session: Session, step: str, previous: dict[uuid.UUID, datetime],
         AnalyticsEvent.created_at < end).order_by(AnalyticsEvent.created_at)).all()
     found: dict[uuid.UUID, datetime] = {}
     for contact_id, at in rows:
-        if contact_id not in found and at >= previous[contact_id]:
+        if contact_id is not None and contact_id not in found and at >= previous[contact_id]:
             found[contact_id] = at
     return found
 

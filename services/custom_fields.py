@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from models.crm import FIELD_TYPES, Contact, ContactCustomField, CustomFieldDefinition
@@ -15,7 +15,7 @@ from models.pipelines import Opportunity, OpportunityCustomField
 from services.errors import Conflict, InvalidInput, NotFound
 
 Entity = Literal["contact", "opportunity"]
-DEFINITIONS: dict[str, tuple[type[CustomFieldDefinition], Any]] = {
+DEFINITIONS: dict[str, tuple[Any, Any]] = {  # (the definitions' mapped class, the owner's)
     "contact": (ContactCustomField, Contact),
     "opportunity": (OpportunityCustomField, Opportunity),
 }
@@ -24,7 +24,7 @@ CHOICE_TYPES = ("select", "multi_select")
 CHANGEABLE = {"name", "description", "options", "is_required", "position"}
 
 
-def _classes(entity: str) -> tuple[type[CustomFieldDefinition], Any]:
+def _classes(entity: str) -> tuple[Any, Any]:
     if entity not in DEFINITIONS:
         raise InvalidInput("entity is contact or opportunity.", field="entity")
     return DEFINITIONS[entity]
@@ -70,9 +70,10 @@ def define(*, session: Session, sub_account_id: uuid.UUID, entity: str, key: str
         raise Conflict(f"A {entity} custom field {key!r} already exists.", field="key")
     if position is None:
         position = (session.scalar(select(func.max(model.position)).where(model.deleted_at.is_(None))) or 0) + 1
-    definition = model(sub_account_id=sub_account_id, key=key, name=name, field_type=field_type,
-                       options=_check_options(field_type, options or []), is_required=is_required,
-                       description=description, position=position)
+    definition: CustomFieldDefinition = model(
+        sub_account_id=sub_account_id, key=key, name=name, field_type=field_type,
+        options=_check_options(field_type, options or []), is_required=is_required, description=description,
+        position=position)
     session.add(definition)
     session.flush()
     return definition
@@ -106,8 +107,8 @@ def remove(*, session: Session, entity: str, key: str) -> int:
     """Retire a field and clear its value from every record; returns how many records held a value."""
     definition = get_definition(session=session, entity=entity, key=key)
     _, owner = _classes(entity)
-    cleared = session.execute(update(owner).where(owner.custom_fields.has_key(key))
-                              .values(custom_fields=owner.custom_fields.op("-")(key))).rowcount
+    cleared = cast(CursorResult[Any], session.execute(update(owner).where(owner.custom_fields.has_key(key))
+                   .values(custom_fields=owner.custom_fields.op("-")(key)))).rowcount
     definition.deleted_at = func.now()
     session.flush()
     return int(cleared or 0)

@@ -150,7 +150,9 @@ def _rate_limited(scope: str, ip: str | None, limit: int) -> bool:
     client = redis.Redis.from_url(ensure_infra().redis_url)
     key = f"lp:ratelimit:{scope}:{ip}:{int(datetime.now(UTC).timestamp() // 60)}"
     with client.pipeline() as pipe:
-        count, _ = pipe.incr(key).expire(key, 90).execute()
+        pipe.incr(key)
+        pipe.expire(key, 90)
+        count, _ = pipe.execute()
     return int(count) > limit
 
 

@@ -254,7 +254,7 @@ def redirect_after(site: SitePage, target: str | None, fallback_page: str) -> st
     return f"{site.base}/{slug}".rstrip("/") if slug else site.base
 
 
-BOOKING_FIELDS = [
+BOOKING_FIELDS: list[dict[str, Any]] = [
     {"key": "full_name", "label": "Name", "type": "text", "required": True},
     {"key": "email", "label": "Email", "type": "email", "required": True},
     {"key": "phone", "label": "Phone", "type": "phone"},
@@ -297,7 +297,7 @@ def book(session: Session, site: SitePage, calendar_id: uuid.UUID, data: dict[st
 def checkout(session: Session, site: SitePage, price_id: uuid.UUID, data: dict[str, Any], visit: Visit) -> str:
     """The pricing block's button: the buyer becomes (or is matched to) a contact, an invoice for the price is
     opened and the payment gateway's hosted page is where the buyer goes next."""
-    fields = [{"key": "email", "label": "Email", "type": "email", "required": True},
+    fields: list[dict[str, Any]] = [{"key": "email", "label": "Email", "type": "email", "required": True},
               {"key": "full_name", "label": "Name", "type": "text"}]
     clean, errors = validate(fields, data)
     if errors:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -35,7 +36,7 @@ def _configurable(config: RunnableConfig) -> dict[str, Any]:
     return dict(config.get("configurable", {}))
 
 
-def _last_human(messages: list[BaseMessage]) -> HumanMessage | None:
+def _last_human(messages: Sequence[BaseMessage]) -> HumanMessage | None:
     return next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
 
 
@@ -93,7 +94,7 @@ def _log_entry(config: RunnableConfig, state: LeadState, answer: AIMessage, star
     """One model call for ai_conversation_logs; the runner stores a turn's entries with its reply, in the same
     transaction (one write per turn instead of one per call)."""
     inbound = _last_human(state.get("messages", []))
-    usage = answer.usage_metadata or {}
+    usage: dict[str, Any] = dict(answer.usage_metadata or {})
     results = [m for m in state.get("messages", []) if isinstance(m, ToolMessage)][-4:]
     confidence = answer.response_metadata.get("confidence")
     return {
@@ -129,7 +130,7 @@ def make_agent(model: BaseChatModel) -> Any:
 
 
 def after_prepare(state: LeadState) -> Literal["agent", "__end__"]:
-    return END if state.get("decision") == "opted_out" else "agent"
+    return "__end__" if state.get("decision") == "opted_out" else "agent"
 
 
 def after_agent(state: LeadState, config: RunnableConfig) -> Literal["tools", "escalate", "finish"]:
@@ -173,7 +174,7 @@ def finish(state: LeadState) -> dict[str, Any]:
 
 
 def after_finish(state: LeadState) -> Literal["human", "__end__"]:
-    return "human" if state.get("decision") == "handoff" else END
+    return "human" if state.get("decision") == "handoff" else "__end__"
 
 
 def human(state: LeadState) -> dict[str, Any]:
