@@ -487,3 +487,34 @@ def test_the_sweep_queues_what_is_due_once_and_shows_stale_syncs_as_delayed(
     assert stale.data_sync_status == "delayed" and stale.last_error.startswith("No successful sync since")
     with owner_session() as session:
         assert integration in {i for i, _, _ in sync.due_integrations(session=session, now=datetime.now(UTC))}
+
+
+def test_the_analyst_answers_with_the_imported_spend(graph: MetaGraph, integration: uuid.UUID,
+                                                     campaigns: dict[str, Any], scope: TenantScope, tz: str,
+                                                     keys: dict[str, dict[str, str]]) -> None:
+    """'How much did we spend on ads this month': before and after an import, the figure the analyst gives is
+    the reporting service's, and the two differ by exactly what Meta reported for this month."""
+    from agents.analyst.local import period_of
+
+    today = datetime.now(ZoneInfo(tz)).date()
+    graph.rows = [{"campaign_id": campaigns["mapped"], "campaign_name": "Brunch - Lead Ads", "spend": "77.45",
+                   "account_currency": "USD", "date_start": today.isoformat(), "date_stop": today.isoformat()}]
+    question = {"question": "how much did we spend on ads this month?", "sub_account_id": str(scope.sub_account_id)}
+
+    def asked() -> tuple[str, Decimal]:
+        answer = client.post("/v1/analyst/ask", headers=keys["manager_a"], json=question)
+        assert answer.status_code == 200, answer.text
+        grain, anchor = period_of("this month", date.today())
+        with tenant_session(scope) as session:
+            report = reporting.build_report(session=session, group_by="agency", tz=tz, period=grain, anchor=anchor,
+                                            metrics=["ad_spend"])
+        value = report.groups[0].figures["ad_spend"].value if report.groups else Decimal(0)
+        return answer.json()["answer"], Decimal(value or 0)
+
+    before_text, before = asked()
+    assert f"${before:,.2f}" in before_text
+    assert sync.sync_integration(scope=scope, integration_id=integration, since=today, until=today,
+                                 sleep=lambda s: None).status == "up_to_date"
+    after_text, after = asked()
+    assert after - before == Decimal("77.45")
+    assert f"${after:,.2f}" in after_text
