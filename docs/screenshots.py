@@ -1,5 +1,6 @@
-"""Take the README's screenshots of the staff app from a running `make run` (the demo agency): the inbox with
-a lead waiting for a person, that conversation, the handoff metrics and the analyst answering with a chart.
+"""Take the README's screenshots from a running `make run` (the demo agency): the staff app's inbox with a lead
+waiting for a person, that conversation, the handoff metrics, the analyst answering with a chart and the
+integrations' sync status; and the demo funnel page a visitor sees.
 
     make run            # in another terminal
     .venv/bin/python docs/screenshots.py [--base http://127.0.0.1:8000]
@@ -83,6 +84,13 @@ def main() -> None:
         page.click(".ask button")
         page.locator(".answer img.chart").wait_for(timeout=30_000)
         page.screenshot(path=str(OUT / "analyst.png"))
+        page.click("button[data-tool=integrations]")
+        page.locator(".tool.integrations table").wait_for()
+        page.screenshot(path=str(OUT / "integrations.png"))
+        site = browser.new_page(viewport={"width": 1000, "height": 900})
+        site.goto(f"{args.base}/s/restaurant-a/holiday-parties")
+        site.locator(".lp-booking").wait_for()
+        site.screenshot(path=str(OUT / "site.png"), full_page=True)
         browser.close()
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))} to {OUT}")
 
