@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from channels import realtime
 from leadpilot.settings import get_settings
+from models.bulk import insert_rows
 from models.conversations import Channel, Conversation, Message, OutboxEvent
 from models.crm import Contact
 from models.db import TenantScope, after_commit, tenant_session
@@ -89,11 +91,19 @@ def queue_send(session: Session, message: Message, *, not_before: datetime | Non
     return queued[0] if queued else None
 
 
-def queue_sends(session: Session, messages: list[Message], *, not_before: datetime | None = None,
+@dataclass(frozen=True)
+class Queued:
+    """A stored message by its ids alone: what `queue_sends` needs of it when nobody is to be told."""
+
+    id: uuid.UUID
+    sub_account_id: uuid.UUID
+
+
+def queue_sends(session: Session, messages: Sequence[Message | Queued], *, not_before: datetime | None = None,
                 announce: bool = True) -> list[uuid.UUID]:
     """`queue_send` for many messages at once (a campaign batch): one multi-row outbox insert, one hand-off
     after the commit through one broker connection. `announce=False` leaves the per-message realtime events
-    out (the caller announces the batch). Returns the new outbox event ids."""
+    out (the caller announces the batch; `Queued` ids are enough then). Returns the new outbox event ids."""
     if not messages:
         return []
     session.flush()
@@ -102,11 +112,12 @@ def queue_sends(session: Session, messages: list[Message], *, not_before: dateti
              "aggregate_id": m.id, "available_at": not_before or now, "status": "dispatched", "dispatched_at": now,
              "attempts": 1, "dedupe_key": f"message.send:{m.id}", "payload": {"message_id": str(m.id)}}
             for m in messages]
-    # executemany ("insertmanyvalues"): one cached statement, not a 500-row VALUES compiled for every batch
-    queued = session.execute(pg_insert(OutboxEvent).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                             .returning(OutboxEvent.id, OutboxEvent.sub_account_id), rows).all()
+    # one short statement over column arrays, not a 500-row VALUES compiled and parsed for every batch
+    queued = insert_rows(session, OutboxEvent, rows, on_conflict_do_nothing=["dedupe_key"],
+                         returning=["id", "sub_account_id"])
     if announce:
         for message in messages:
+            assert isinstance(message, Message)
             realtime.message_event(session, message)
     if not queued:
         return []

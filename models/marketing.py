@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, UniqueConstraint, text
+from sqlalchemy import Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import (
@@ -84,7 +84,12 @@ class MessageCampaignRecipient(UUIDPrimaryKey, SubAccountOwned, Timestamps, Base
     """One contact's copy of a campaign and what they did with it."""
 
     __tablename__ = "message_campaign_recipients"
-    __table_args__ = (UniqueConstraint("message_campaign_id", "contact_id"),)
+    __table_args__ = (
+        UniqueConstraint("message_campaign_id", "contact_id"),
+        # the next batch's recipients (those still waiting for their message), however far the campaign is
+        Index("ix_message_campaign_recipients_pending", "message_campaign_id",
+              postgresql_where=text("message_id IS NULL AND status = 'queued'")),
+    )
 
     message_campaign_id: Mapped[uuid.UUID] = fk("message_campaigns.id", ondelete="CASCADE", index=False)
     contact_id: Mapped[uuid.UUID] = fk("contacts.id", ondelete="CASCADE")

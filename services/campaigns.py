@@ -24,12 +24,14 @@ from urllib.parse import quote, urlencode
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import func, insert, literal, not_, select
+from sqlalchemy import func, literal, not_, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from leadpilot.settings import get_settings
+from models.bulk import insert_rows
 from models.conversations import Channel, Conversation, ConversationAIConfig, Message
 from models.crm import Contact, ContactTag, Tag
 from models.marketing import EmailClick, EmailTemplate, MessageCampaign, MessageCampaignRecipient, SmsTemplate
@@ -183,16 +185,16 @@ def send_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH) 
         .ext(distinct_on(Conversation.contact_id))).all())
     missing = [cid for cid in contact_ids if cid not in conversations]
     if missing:
-        created = session.execute(insert(Conversation).returning(Conversation.contact_id, Conversation.id), [
+        created = insert_rows(session, Conversation, [
             {"sub_account_id": campaign.sub_account_id, "channel_id": channel.id, "contact_id": cid,
-             "status": "resolved"} for cid in missing]).all()
-        conversations.update(dict(created))
+             "status": "resolved"} for cid in missing], returning=["contact_id", "id"])
+        conversations.update({contact_id: conversation_id for contact_id, conversation_id in created})
         # a lead who answers the campaign is answered by the channel's AI agent, as on any conversation
         from channels.inbound import agent_for
 
         found = agent_for(session, channel.channel_type)
         if found is not None:
-            session.execute(insert(ConversationAIConfig), [
+            insert_rows(session, ConversationAIConfig, [
                 {"sub_account_id": campaign.sub_account_id, "conversation_id": conversation_id,
                  "ai_agent_id": found[0].id, "mode": found[1]} for _, conversation_id in created])
     now = datetime.now(UTC)
@@ -211,10 +213,11 @@ def send_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH) 
                           **({"list_unsubscribe": f"{get_settings().public_base_url.rstrip('/')}/u/"
                                                   f"{quote(recipient.tracking_token)}"} if subject else {})},
         })
-    session.execute(insert(Message), messages)
-    for (recipient, _), message in zip(rows, messages, strict=True):
-        recipient.message_id, recipient.sent_at = message["id"], now
-    session.flush()
+    insert_rows(session, Message, messages)
+    session.execute(sql_text("UPDATE message_campaign_recipients AS r SET message_id = u.message_id, sent_at = :now "
+                         "FROM unnest(CAST(:recipients AS uuid[]), CAST(:messages AS uuid[])) AS u(id, message_id) "
+                         "WHERE r.id = u.id"),
+                    {"now": now, "recipients": [r.id for r, _ in rows], "messages": [m["id"] for m in messages]})
     return [m["id"] for m in messages]
 
 
@@ -385,15 +388,14 @@ def queue_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH)
     """One batch of the `campaigns` worker: render and store up to `limit` messages (`send_batch`) and queue
     them all for the outbound path in one go; the inbox hears of the batch once. Returns how many."""
     from channels import realtime
-    from channels.outbound import queue_sends
+    from channels.outbound import Queued, queue_sends
     from models.db import after_commit
 
     ids = send_batch(session=session, campaign_id=campaign_id, limit=limit)
     if not ids:
         return 0
-    messages = list(session.scalars(select(Message).where(Message.id.in_(ids))))
-    queue_sends(session, messages, announce=False)
+    sub_account_id = session.scalar(select(MessageCampaign.sub_account_id).where(MessageCampaign.id == campaign_id))
+    queue_sends(session, [Queued(message_id, sub_account_id) for message_id in ids], announce=False)
     event = {"type": "campaign.batch", "campaign_id": str(campaign_id), "messages": len(ids)}
-    sub_account_id = messages[0].sub_account_id
     after_commit(session, lambda: realtime.publish([realtime.sub_channel(sub_account_id)], event))
     return len(ids)
