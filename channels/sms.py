@@ -90,12 +90,12 @@ def receive(url: str, form: dict[str, str], signature: str | None) -> Inbound:
                "help" if HELP.match(body) else None)
     with tenant_session(TenantScope(agency_id=agency_id, sub_account_id=channel.sub_account_id)) as session:
         key = f"twilio:{sid}"
-        found = inbound.existing(session, key)
-        if found is not None:
-            return Inbound(found.message_id, found.conversation_id, False, keyword)
-        contact, _ = crm.match_or_create_contact(session=session, sub_account_id=channel.sub_account_id,
-                                                 phone=from_number, defaults={"source": "sms"})
-        conversation = inbound.open_conversation(session, channel, contact.id)
+        # a provider retry is caught by the message insert itself (ON CONFLICT on the idempotency key), so a
+        # first delivery pays no separate lookup
+        contact, created = crm.match_or_create_contact(session=session, sub_account_id=channel.sub_account_id,
+                                                       phone=from_number, defaults={"source": "sms"})
+        # a contact created just now has no conversation to look for
+        conversation = inbound.open_conversation(session, channel, contact.id, reuse_latest=not created)
         stored = inbound.store_message(session, conversation, idempotency_key=key, body=body,
                                        provider_message_id=sid, attachments=media, now=now,
                                        metadata={"from": from_number, "to": to_number})

@@ -18,22 +18,20 @@ from models.activity import Webhook
 from models.workflows import Workflow, WorkflowTrigger
 
 TTL_S = 5.0
-_memory: dict[tuple[str, uuid.UUID], tuple[float, bool]] = {}
+_memory: dict[tuple[str, uuid.UUID], tuple[float, Any]] = {}
 
 
-def _ask(session: Session, kind: str, sub_account_id: uuid.UUID) -> bool:
+def _ask(session: Session, kind: str, sub_account_id: uuid.UUID) -> Any:
     if kind == "webhooks":
-        query = select(exists().where(Webhook.sub_account_id == sub_account_id, Webhook.is_active,
-                                      Webhook.deleted_at.is_(None)))
-    else:
-        query = select(exists().where(WorkflowTrigger.sub_account_id == sub_account_id, WorkflowTrigger.is_active,
-                                      WorkflowTrigger.workflow_id == Workflow.id, Workflow.status == "published",
-                                      Workflow.deleted_at.is_(None)))
-    return bool(session.scalar(query))
+        return bool(session.scalar(select(exists().where(Webhook.sub_account_id == sub_account_id, Webhook.is_active,
+                                                         Webhook.deleted_at.is_(None)))))
+    # workflows: the trigger types that would start one, so an event of another type costs no query
+    return frozenset(session.scalars(select(WorkflowTrigger.trigger_type).distinct().where(
+        WorkflowTrigger.sub_account_id == sub_account_id, WorkflowTrigger.is_active,
+        WorkflowTrigger.workflow_id == Workflow.id, Workflow.status == "published", Workflow.deleted_at.is_(None))))
 
 
-def listening(session: Session, kind: str, sub_account_id: uuid.UUID) -> bool:
-    """`kind` "webhooks" or "workflows": may anything of that kind react to this sub-account's events?"""
+def _remembered(session: Session, kind: str, sub_account_id: uuid.UUID) -> Any:
     key = (kind, sub_account_id)
     remembered = _memory.get(key)
     if remembered is not None and remembered[0] > time.monotonic():
@@ -41,6 +39,15 @@ def listening(session: Session, kind: str, sub_account_id: uuid.UUID) -> bool:
     answer = _ask(session, kind, sub_account_id)
     _memory[key] = (time.monotonic() + TTL_S, answer)
     return answer
+
+
+def listening(session: Session, kind: str, sub_account_id: uuid.UUID, trigger_type: str | None = None) -> bool:
+    """`kind` "webhooks" or "workflows": may anything of that kind react to this sub-account's events (for
+    workflows, to events of `trigger_type` when given)?"""
+    answer = _remembered(session, kind, sub_account_id)
+    if kind == "webhooks":
+        return bool(answer)
+    return trigger_type in answer if trigger_type is not None else bool(answer)
 
 
 def forget(sub_account_id: uuid.UUID | None = None) -> None:

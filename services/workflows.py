@@ -60,7 +60,7 @@ def fire(session: Session, sub_account_id: uuid.UUID, trigger_type: str, contact
     event = event or {}
     from services.subscribers import listening
 
-    if not listening(session, "workflows", sub_account_id):
+    if not listening(session, "workflows", sub_account_id, trigger_type):
         return []
     rows = session.execute(select(WorkflowTrigger, Workflow).join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
                            .where(WorkflowTrigger.sub_account_id == sub_account_id,
