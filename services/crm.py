@@ -262,7 +262,14 @@ def remove_tag(*, session: Session, contact_id: uuid.UUID, name: str) -> bool:
     tag_ids = select(Tag.id).where(func.lower(Tag.name) == name.strip().lower())
     result = session.execute(delete(ContactTag).where(ContactTag.contact_id == contact_id,
                                                        ContactTag.tag_id.in_(tag_ids)))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    removed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if removed:
+        from services import workflows
+
+        contact = session.get(Contact, contact_id)
+        assert contact is not None
+        workflows.fire(session, contact.sub_account_id, "tag_removed", contact_id, {"tag": name.strip()})
+    return removed
 
 
 def contact_tags(*, session: Session, contact_id: uuid.UUID) -> list[str]:

@@ -267,3 +267,24 @@ def test_invoice_overdue_starts_once_per_unpaid_invoice(demo: Demo) -> None:
         later = workflows.fire_overdue(session, demo.a, now + timedelta(days=2))  # the recent one's grace is over
         assert [i for e in later if (i := session.get(WorkflowExecution, e).trigger_event["invoice_id"]) in ours] \
             == [str(invoices["recent"][0])]
+
+
+def test_removing_a_tag_starts_the_tag_removed_workflows(demo: Demo) -> None:
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    tag = f"member-{uuid.uuid4().hex[:6]}"
+    with tenant_session(scope) as session:
+        flow = Workflow(sub_account_id=demo.a, name=f"Lapsed {tag}", status="published")
+        session.add(flow)
+        session.flush()
+        session.add(WorkflowTrigger(sub_account_id=demo.a, workflow_id=flow.id, trigger_type="tag_removed",
+                                    conditions={"tag": tag}))
+        session.add(WorkflowAction(sub_account_id=demo.a, workflow_id=flow.id, action_type="add_tag",
+                                   name="Lapsed", config={"tag": f"lapsed-{tag}"}))
+        contact = crm.create_contact(session=session, sub_account_id=demo.a,
+                                     fields={"email": f"{tag}@example.com"})
+        crm.add_tag(session=session, contact_id=contact.id, name=tag)
+        assert not crm.remove_tag(session=session, contact_id=contact.id, name="never-had-it")
+        assert session.scalars(select(WorkflowExecution).where(WorkflowExecution.workflow_id == flow.id)).all() == []
+        assert crm.remove_tag(session=session, contact_id=contact.id, name=tag.upper())  # tags ignore case
+        workflows.run_due(session, datetime.now(UTC))
+        assert f"lapsed-{tag}" in crm.contact_tags(session=session, contact_id=contact.id)
