@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from api.deps import Tenant, sub_account
 from api.problems import problem
@@ -138,54 +140,63 @@ def _notice_url(site: SitePage, page: str, notice: str) -> str:
     return f"{sites.redirect_after(site, None, sites.page_path(page))}?done={notice}"
 
 
-@public.post("/s/{sub_slug}/{funnel_slug}/_form/{form_id}")
-async def submit_form(request: Request, sub_slug: str, funnel_slug: str, form_id: uuid.UUID) -> Response:
-    """A form post: validated, spam-checked, stored with the visitor's address and browser, matched to or
-    creating a contact, the form_submitted workflows started; all in one transaction."""
+Work = Callable[[Session, SitePage, dict[str, Any], forms.Visit], tuple[str, dict[str, Any]]]
+
+
+async def _post(request: Request, sub_slug: str, funnel_slug: str, block: str, work: Work) -> Response:
+    """What every block's post does: the site, the posted fields and the visit; `work` in one transaction of
+    the sub-account (where next, and what a JSON client is told); a mistake re-renders the page beside `block`."""
     site = await run_in_threadpool(sites.resolve, sub_slug, funnel_slug, "")
     data = await _posted(request)
     visit = _visit(request, request.cookies.get(VISITOR_COOKIE))
 
-    def work() -> tuple[forms.Outcome, str | None]:
+    def run() -> tuple[str, dict[str, Any]]:
         with tenant_session(site.scope) as session:
-            outcome = forms.submit_form(session, form_id, data, visit)
-            form = session.get(Form, form_id)
-            return outcome, (form.settings or {}).get("redirect") if form else None
+            return work(session, site, data, visit)
 
     try:
-        outcome, redirect = await run_in_threadpool(work)
+        location, payload = await run_in_threadpool(run)
+    except NotFound as exc:
+        return problem(404, exc.detail)
     except DomainError as exc:
-        if isinstance(exc, NotFound):
-            return problem(404, exc.detail)
-        return await run_in_threadpool(_after_error, request, site, data, f"form:{form_id}", exc)
-    location = sites.redirect_after(site, redirect, "") if redirect else \
-        _notice_url(site, str(data.get("_page") or ""), "submitted")
-    return _done(request, location, {"submission_id": str(outcome.submission_id) if outcome.submission_id else None,
-                                     "contact_id": str(outcome.contact_id) if outcome.contact_id else None})
+        return await run_in_threadpool(_after_error, request, site, data, block, exc)
+    return _done(request, location, payload)
+
+
+def _next(site: SitePage, redirect: str | None, data: dict[str, Any], notice: str) -> str:
+    """The configured redirect, else the page posted from with its thank-you notice."""
+    return sites.redirect_after(site, redirect, "") if redirect else \
+        _notice_url(site, str(data.get("_page") or ""), notice)
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return str(value) if value else None
+
+
+@public.post("/s/{sub_slug}/{funnel_slug}/_form/{form_id}")
+async def submit_form(request: Request, sub_slug: str, funnel_slug: str, form_id: uuid.UUID) -> Response:
+    """A form post: validated, spam-checked, stored with the visitor's address and browser, matched to or
+    creating a contact, the form_submitted workflows started; all in one transaction."""
+    def work(session: Session, site: SitePage, data: dict[str, Any], visit: forms.Visit) -> tuple[str, dict[str, Any]]:
+        outcome = forms.submit_form(session, form_id, data, visit)
+        form = session.get(Form, form_id)
+        redirect = (form.settings or {}).get("redirect") if form else None
+        return _next(site, redirect, data, "submitted"), {"submission_id": _id(outcome.submission_id),
+                                                          "contact_id": _id(outcome.contact_id)}
+
+    return await _post(request, sub_slug, funnel_slug, f"form:{form_id}", work)
 
 
 @public.post("/s/{sub_slug}/{funnel_slug}/_survey/{survey_id}")
 async def submit_survey(request: Request, sub_slug: str, funnel_slug: str, survey_id: uuid.UUID) -> Response:
     """A survey: the answers along the branches the visitor took, scored and stored; survey_submitted fired."""
-    site = await run_in_threadpool(sites.resolve, sub_slug, funnel_slug, "")
-    data = await _posted(request)
-    visit = _visit(request, request.cookies.get(VISITOR_COOKIE))
+    def work(session: Session, site: SitePage, data: dict[str, Any], visit: forms.Visit) -> tuple[str, dict[str, Any]]:
+        outcome = forms.submit_survey(session, survey_id, data, visit)
+        survey = session.get(Survey, survey_id)
+        redirect = (survey.scoring or {}).get("redirect") if survey else None
+        return _next(site, redirect, data, "answered"), {"response_id": _id(outcome.submission_id)}
 
-    def work() -> tuple[forms.Outcome, str | None]:
-        with tenant_session(site.scope) as session:
-            outcome = forms.submit_survey(session, survey_id, data, visit)
-            survey = session.get(Survey, survey_id)
-            return outcome, (survey.scoring or {}).get("redirect") if survey else None
-
-    try:
-        outcome, redirect = await run_in_threadpool(work)
-    except DomainError as exc:
-        if isinstance(exc, NotFound):
-            return problem(404, exc.detail)
-        return await run_in_threadpool(_after_error, request, site, data, f"survey:{survey_id}", exc)
-    location = sites.redirect_after(site, redirect, "") if redirect else \
-        _notice_url(site, str(data.get("_page") or ""), "answered")
-    return _done(request, location, {"response_id": str(outcome.submission_id) if outcome.submission_id else None})
+    return await _post(request, sub_slug, funnel_slug, f"survey:{survey_id}", work)
 
 
 @public.post("/s/{sub_slug}/{funnel_slug}/_book/{calendar_id}")
@@ -193,44 +204,25 @@ async def book(request: Request, sub_slug: str, funnel_slug: str, calendar_id: u
                service_id: uuid.UUID | None = None) -> Response:
     """The booking block: an offered slot booked through the calendar service; a slot taken meanwhile is a
     409 page showing the fresh times."""
-    site = await run_in_threadpool(sites.resolve, sub_slug, funnel_slug, "")
-    data = await _posted(request)
-    visit = _visit(request, request.cookies.get(VISITOR_COOKIE))
-
-    def work() -> str:
-        with tenant_session(site.scope) as session:
-            return str(sites.book(session, site, calendar_id, data, visit, service_id=service_id).id)
-
-    try:
-        appointment_id = await run_in_threadpool(work)
-    except DomainError as exc:
-        if isinstance(exc, NotFound):
-            return problem(404, exc.detail)
-        if isinstance(exc, SlotTaken):
+    def work(session: Session, site: SitePage, data: dict[str, Any], visit: forms.Visit) -> tuple[str, dict[str, Any]]:
+        try:
+            appointment = sites.book(session, site, calendar_id, data, visit, service_id=service_id)
+        except SlotTaken as exc:
             exc.detail = "That time was just taken. Please choose another."
-        return await run_in_threadpool(_after_error, request, site, data, f"calendar:{calendar_id}", exc)
-    return _done(request, _notice_url(site, str(data.get("_page") or ""), "booked"),
-                 {"appointment_id": appointment_id})
+            raise
+        return _next(site, None, data, "booked"), {"appointment_id": str(appointment.id)}
+
+    return await _post(request, sub_slug, funnel_slug, f"calendar:{calendar_id}", work)
 
 
 @public.post("/s/{sub_slug}/{funnel_slug}/_checkout/{price_id}")
 async def checkout(request: Request, sub_slug: str, funnel_slug: str, price_id: uuid.UUID) -> Response:
     """The pricing block's button: an invoice for the price and a redirect to the gateway's payment page."""
-    site = await run_in_threadpool(sites.resolve, sub_slug, funnel_slug, "")
-    data = await _posted(request)
-    visit = _visit(request, request.cookies.get(VISITOR_COOKIE))
+    def work(session: Session, site: SitePage, data: dict[str, Any], visit: forms.Visit) -> tuple[str, dict[str, Any]]:
+        url = sites.checkout(session, site, price_id, data, visit)
+        return url, {"payment_url": url}
 
-    def work() -> str:
-        with tenant_session(site.scope) as session:
-            return sites.checkout(session, site, price_id, data, visit)
-
-    try:
-        url = await run_in_threadpool(work)
-    except DomainError as exc:
-        if isinstance(exc, NotFound):
-            return problem(404, exc.detail)
-        return await run_in_threadpool(_after_error, request, site, data, f"pricing:{price_id}", exc)
-    return _done(request, url, {"payment_url": url})
+    return await _post(request, sub_slug, funnel_slug, f"pricing:{price_id}", work)
 
 
 # ------------------------------------------------------------------ staff API

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -42,17 +43,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
-def api_url() -> Iterator[str]:
-    """The real API (uvicorn) and a real worker, as `make run` starts them; per module, so the worker is gone
-    before other tests run (it would take their queued sends)."""
+@contextmanager
+def running_app(name: str, queues: str, concurrency: int = 2, **env: str) -> Iterator[str]:
+    """The real API (uvicorn) and a real worker of `queues`, as `make run` starts them, with `env` on both;
+    logs in .leadpilot/test/<name>-api.log and -worker.log. Yields the API's URL once it answers."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    api = _spawn(["uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)], "browser-api.log",
-                 PUBLIC_BASE_URL=url, TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
-    worker = _spawn(["celery", "-A", "workers.app", "worker", "-Q", "agent,outbound,default", "--pool", "threads",
-                     "-c", "2", "--without-heartbeat", "--without-mingle", "--without-gossip"], "browser-worker.log",
-                    TWILIO_AUTH_TOKEN=TWILIO_TOKEN)
+    api = _spawn(["uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)], f"{name}-api.log",
+                 PUBLIC_BASE_URL=url, **env)
+    worker = _spawn(["celery", "-A", "workers.app", "worker", "-Q", queues, "--pool", "threads",
+                     "-c", str(concurrency), "--without-heartbeat", "--without-mingle", "--without-gossip"],
+                    f"{name}-worker.log", PUBLIC_BASE_URL=url, **env)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -67,3 +68,11 @@ def api_url() -> Iterator[str]:
     finally:
         _stop(api)
         _stop(worker)
+
+
+@pytest.fixture(scope="module")
+def api_url() -> Iterator[str]:
+    """The API and a worker of the agent, outbound and default queues; per module, so the worker is gone
+    before other tests run (it would take their queued sends)."""
+    with running_app("browser", "agent,outbound,default", TWILIO_AUTH_TOKEN=TWILIO_TOKEN) as url:
+        yield url

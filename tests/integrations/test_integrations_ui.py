@@ -4,12 +4,10 @@ sync" queues a sync the worker runs, and the row turns Up to date."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from sqlalchemy import delete, select
 
@@ -17,7 +15,7 @@ from models.activity import Integration
 from models.db import TenantScope, owner_session, tenant_session
 from models.performance import FinancialRecord
 from services.integrations import connections
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, _spawn, _stop
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, running_app
 from tests.conftest import Demo
 from tests.integrations.meta_graph import VERSION, MetaGraph
 
@@ -39,27 +37,8 @@ def graph() -> Iterator[MetaGraph]:
 @pytest.fixture(scope="module")
 def api_url(graph: MetaGraph) -> Iterator[str]:
     """The API and a worker of the default queue (where syncs run), both talking to the local Meta server."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    api = _spawn(["uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)], "integrations-api.log",
-                 PUBLIC_BASE_URL=url, META_GRAPH_BASE=graph.base)
-    worker = _spawn(["celery", "-A", "workers.app", "worker", "-Q", "default", "--pool", "threads", "-c", "1",
-                     "--without-heartbeat", "--without-mingle", "--without-gossip"], "integrations-worker.log",
-                    META_GRAPH_BASE=graph.base)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the API did not start")
+    with running_app("integrations", "default", 1, META_GRAPH_BASE=graph.base) as url:
         yield url
-    finally:
-        _stop(api)
-        _stop(worker)
 
 
 @pytest.fixture
