@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Row, text
+from sqlalchemy import JSON, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,7 @@ def _columns(model: type, keys: tuple[str, ...]) -> tuple[tuple[str, str, bool],
 
 
 def insert_rows(session: Session, model: type, rows: Sequence[dict[str, Any]], *,
-                on_conflict_do_nothing: Sequence[str] = (), returning: Sequence[str] = ()) -> list[Row[Any]]:
+                on_conflict_do_nothing: Sequence[str] = (), returning: Sequence[str] = ()) -> list[Any]:
     """Insert `rows` (dicts keyed by mapped attribute names, all with the same keys) in one statement; with
     `returning`, the named columns of the rows actually inserted."""
     if not rows:

@@ -394,7 +394,9 @@ def queue_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH)
     ids = send_batch(session=session, campaign_id=campaign_id, limit=limit)
     if not ids:
         return 0
-    sub_account_id = session.scalar(select(MessageCampaign.sub_account_id).where(MessageCampaign.id == campaign_id))
+    campaign = session.get(MessageCampaign, campaign_id)  # loaded by send_batch: no query
+    assert campaign is not None
+    sub_account_id = campaign.sub_account_id
     queue_sends(session, [Queued(message_id, sub_account_id) for message_id in ids], announce=False)
     event = {"type": "campaign.batch", "campaign_id": str(campaign_id), "messages": len(ids)}
     after_commit(session, lambda: realtime.publish([realtime.sub_channel(sub_account_id)], event))
