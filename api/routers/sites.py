@@ -437,29 +437,38 @@ def list_forms(t: Manage) -> list[dict[str, Any]]:
                 for f in s.scalars(select(Form).where(Form.deleted_at.is_(None)).order_by(Form.name))]
 
 
-@router.post("/forms", status_code=201, summary="A form (fields checked)")
-def create_form(t: Manage, body: FormIn) -> dict[str, Any]:
-    forms.check_fields(body.fields)
+def _save(t: Tenant, model: type[Form] | type[Survey], row_id: uuid.UUID | None, body: FormIn | SurveyIn) -> Any:
+    """Create (no id) or replace a form or survey of the sub-account; its page, when named, must be one."""
     with t.session() as s:
         if body.page_id:
             _page(s, body.page_id)
-        form = Form(sub_account_id=t.sub_account_id, **body.model_dump())
-        s.add(form)
+        if row_id is None:
+            row: Any = model(sub_account_id=t.sub_account_id, **body.model_dump())
+            s.add(row)
+        else:
+            row = s.get(model, row_id)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"No such {model.__tablename__.removesuffix('s')}.")
+            for key, value in body.model_dump().items():
+                setattr(row, key, value)
         s.flush()
-        return {"id": str(form.id), "name": form.name, "fields": form.fields, "settings": form.settings}
+        return row
+
+
+def _form_row(form: Form) -> dict[str, Any]:
+    return {"id": str(form.id), "name": form.name, "fields": form.fields, "settings": form.settings}
+
+
+@router.post("/forms", status_code=201, summary="A form (fields checked)")
+def create_form(t: Manage, body: FormIn) -> dict[str, Any]:
+    forms.check_fields(body.fields)
+    return _form_row(_save(t, Form, None, body))
 
 
 @router.put("/forms/{form_id}", summary="Replace a form's fields and settings")
 def update_form(t: Manage, form_id: uuid.UUID, body: FormIn) -> dict[str, Any]:
     forms.check_fields(body.fields)
-    with t.session() as s:
-        form = s.get(Form, form_id)
-        if form is None or form.deleted_at is not None:
-            raise NotFound("No such form.")
-        for key, value in body.model_dump().items():
-            setattr(form, key, value)
-        s.flush()
-        return {"id": str(form.id), "name": form.name, "fields": form.fields, "settings": form.settings}
+    return _form_row(_save(t, Form, form_id, body))
 
 
 @router.get("/forms/{form_id}/submissions", summary="A form's submissions, newest first")
@@ -475,29 +484,20 @@ def form_submissions(t: Manage, form_id: uuid.UUID, limit: Annotated[int, Query(
                  "is_processed": r.is_processed, "created_at": r.created_at.isoformat()} for r in rows]
 
 
+def _survey_row(survey: Survey) -> dict[str, Any]:
+    return {"id": str(survey.id), "name": survey.name, "questions": survey.questions}
+
+
 @router.post("/surveys", status_code=201, summary="A survey (branches and scores checked)")
 def create_survey(t: Manage, body: SurveyIn) -> dict[str, Any]:
     forms.check_questions(body.questions)
-    with t.session() as s:
-        if body.page_id:
-            _page(s, body.page_id)
-        survey = Survey(sub_account_id=t.sub_account_id, **body.model_dump())
-        s.add(survey)
-        s.flush()
-        return {"id": str(survey.id), "name": survey.name, "questions": survey.questions}
+    return _survey_row(_save(t, Survey, None, body))
 
 
 @router.put("/surveys/{survey_id}", summary="Replace a survey's questions")
 def update_survey(t: Manage, survey_id: uuid.UUID, body: SurveyIn) -> dict[str, Any]:
     forms.check_questions(body.questions)
-    with t.session() as s:
-        survey = s.get(Survey, survey_id)
-        if survey is None or survey.deleted_at is not None:
-            raise NotFound("No such survey.")
-        for key, value in body.model_dump().items():
-            setattr(survey, key, value)
-        s.flush()
-        return {"id": str(survey.id), "name": survey.name, "questions": survey.questions}
+    return _survey_row(_save(t, Survey, survey_id, body))
 
 
 @router.get("/surveys/{survey_id}/responses", summary="A survey's responses with scores, newest first")

@@ -322,6 +322,14 @@ def test_staff_api_checks_what_pages_carry(demo: Demo, built: dict[str, str], cl
     assert client.get(f"{built['base']}/funnels", headers=staff).status_code == 403
     manager_b = _key(demo, "bob@restaurant.com")
     assert client.get(f"{built['base']}/funnels", headers=manager_b).status_code == 404
+    survey = client.put(f"{built['base']}/surveys/{built['survey_id']}", headers=admin, json={
+        "name": "Fit", "questions": [{"key": "kind", "text": "What are you planning?", "options": ["Party", "Dinner"],
+                                      "scores": [5, 1], "next": {"Dinner": "end"}},
+                                     {"key": "guests", "options": ["<20", "20+"], "scores": [1, 3]},
+                                     {"key": "email", "type": "email"}]})
+    assert survey.status_code == 200 and survey.json()["questions"][0]["scores"] == [5, 1]
+    assert client.put(f"{built['base']}/forms/{uuid.uuid4()}", headers=admin, json={
+        "name": "X", "fields": [{"key": "email", "type": "email"}]}).status_code == 404
     listed = client.get(f"{built['base']}/forms/{built['form_id']}/submissions", headers=admin)
     assert listed.status_code == 200 and listed.json() and listed.json()[0]["ip_address"]
 
