@@ -64,3 +64,17 @@ class NotConfigured(DomainError):
 
     status = 503
     title = "Not configured"
+
+
+class UnsupportedMedia(DomainError):
+    """The body is in a format the endpoint does not take."""
+
+    status = 415
+    title = "Unsupported media type"
+
+
+class TooLarge(DomainError):
+    """The body is larger than the endpoint takes."""
+
+    status = 413
+    title = "Content too large"

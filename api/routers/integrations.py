@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from api.deps import Tenant, sub_account
 from models.activity import PROVIDERS
 from models.db import after_commit
-from services.errors import Conflict, DomainError, InvalidInput
+from services.errors import Conflict, InvalidInput, TooLarge, UnsupportedMedia
 from services.integrations import ad_spend, connections, csv_import
 from tools.base import jsonable
 
@@ -143,20 +143,6 @@ def sync_now(t: Manage, integration_id: uuid.UUID) -> dict[str, Any]:
 
         after_commit(s, hand_over)
         return {"id": str(integration_id), "status": "queued"}
-
-
-class UnsupportedMedia(DomainError):
-    """The body is neither a multipart upload nor CSV text."""
-
-    status = 415
-    title = "Unsupported media type"
-
-
-class TooLarge(DomainError):
-    """The upload is larger than an import takes."""
-
-    status = 413
-    title = "Content too large"
 
 
 async def _body(request: Request) -> bytes:
