@@ -17,10 +17,25 @@ from models.payments import Invoice
 from models.sandbox import SandboxDelivery
 from services.errors import ProviderError
 
+# Stripe amounts are integers of the currency's minor unit: these currencies have none, or three decimals
+ZERO_DECIMAL = frozenset(("bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+                          "xaf", "xof", "xpf"))
+THREE_DECIMAL = frozenset(("bhd", "jod", "kwd", "omr", "tnd"))
 
-def cents(amount: Decimal) -> int:
-    """Stripe's integer minor units."""
-    return int((amount * 100).to_integral_value())
+
+def _places(currency: str | None) -> int:
+    code = (currency or "usd").lower()
+    return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+
+
+def cents(amount: Decimal, currency: str | None = "usd") -> int:
+    """`amount` in Stripe's integer minor units of `currency` (cents for USD, yen for JPY)."""
+    return int((amount * 10 ** _places(currency)).to_integral_value())
+
+
+def from_minor(amount: int | str, currency: str | None) -> Decimal:
+    """Stripe's integer minor units as a Decimal amount of the currency."""
+    return (Decimal(int(amount)) / (10 ** _places(currency))).quantize(Decimal("0.01"))
 
 
 class PaymentGateway(Protocol):
@@ -32,7 +47,7 @@ class PaymentGateway(Protocol):
         """A hosted page where the contact pays the invoice's balance."""
 
     def refund(self, *, session: Session, sub_account_id: uuid.UUID, payment_ref: str, amount: Decimal,
-               idempotency_key: str) -> str:
+               idempotency_key: str, currency: str = "USD") -> str:
         """Refund part or all of a payment; returns the provider's refund id."""
 
 
@@ -58,18 +73,18 @@ class SandboxGateway:
         due = invoice.total_amount - invoice.amount_paid
         url = f"{self.base}/sandbox/pay/{invoice.id}"
         response = self._record(session, invoice.sub_account_id, "checkout.sessions.create", idempotency_key,
-                                {"invoice_number": invoice.invoice_number, "amount": cents(due),
+                                {"invoice_number": invoice.invoice_number, "amount": cents(due, invoice.currency),
                                  "currency": invoice.currency.lower(), "metadata": {
                                      "sub_account_id": str(invoice.sub_account_id), "invoice_id": str(invoice.id)}},
                                 {"url": url})
         return str(response["url"])
 
     def refund(self, *, session: Session, sub_account_id: uuid.UUID, payment_ref: str, amount: Decimal,
-               idempotency_key: str) -> str:
+               idempotency_key: str, currency: str = "USD") -> str:
         """Record a refund and return a stable sandbox refund id."""
         refund_id = "re_sandbox_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
         response = self._record(session, sub_account_id, "refunds.create", idempotency_key,
-                                {"payment_intent": payment_ref, "amount": cents(amount)}, {"id": refund_id})
+                                {"payment_intent": payment_ref, "amount": cents(amount, currency)}, {"id": refund_id})
         return str(response["id"])
 
 
@@ -103,7 +118,7 @@ class StripeGateway:
             "mode": "payment",
             "line_items": [{"quantity": 1, "price_data": {
                 "currency": invoice.currency.lower(),
-                "unit_amount": cents(invoice.total_amount - invoice.amount_paid),
+                "unit_amount": cents(invoice.total_amount - invoice.amount_paid, invoice.currency),
                 "product_data": {"name": f"Invoice {invoice.invoice_number}"}}}],
             "metadata": metadata,
             "payment_intent_data": {"metadata": metadata},
@@ -113,10 +128,10 @@ class StripeGateway:
         return str(checkout.url)
 
     def refund(self, *, session: Session, sub_account_id: uuid.UUID, payment_ref: str, amount: Decimal,
-               idempotency_key: str) -> str:
+               idempotency_key: str, currency: str = "USD") -> str:
         """Refund against the PaymentIntent."""
-        refund = self._call(self.client.v1.refunds.create, {"payment_intent": payment_ref, "amount": cents(amount)},
-                            idempotency_key)
+        refund = self._call(self.client.v1.refunds.create,
+                            {"payment_intent": payment_ref, "amount": cents(amount, currency)}, idempotency_key)
         return str(refund.id)
 
 

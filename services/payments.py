@@ -211,7 +211,7 @@ def refund_through_gateway(*, session: Session, transaction_id: uuid.UUID, gatew
         raise Conflict("This payment was not taken through a gateway; record the refund instead.")
     refund_id = gateway.refund(session=session, sub_account_id=payment.sub_account_id,
                                payment_ref=payment.gateway_transaction_id, amount=amount,
-                               idempotency_key=f"refund:{payment.id}:{refunded}:{amount}")
+                               idempotency_key=f"refund:{payment.id}:{refunded}:{amount}", currency=payment.currency)
     return refund(session=session, transaction_id=transaction_id, amount=amount, gateway_transaction_id=refund_id,
                   now=now)
 

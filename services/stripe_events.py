@@ -42,16 +42,11 @@ from models.payments import Invoice, ProviderEvent, Subscription, Transaction
 from models.performance import FinancialRecord
 from models.tenancy import SubAccount
 from services import payments
-from services.payment_records import CENT, buyer_contact, record_money
+from services.payment_gateway import from_minor
+from services.payment_records import buyer_contact, record_money
 
 PAYMENTS = ("checkout.session.completed", "payment_intent.succeeded", "charge.succeeded")
 HANDLED = (*PAYMENTS, "charge.refunded", "invoice.payment_failed", "customer.subscription.deleted")
-# Stripe amounts are in the currency's minor unit; these currencies have none, or three decimals
-ZERO_DECIMAL = frozenset(("bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-                          "xaf", "xof", "xpf"))
-THREE_DECIMAL = frozenset(("bhd", "jod", "kwd", "omr", "tnd"))
-
-
 @dataclass(frozen=True)
 class Route:
     """The tenant an event belongs to, and the integration it came through (None: routed by our metadata)."""
@@ -59,13 +54,6 @@ class Route:
     agency_id: uuid.UUID
     sub_account_id: uuid.UUID
     integration_id: uuid.UUID | None = None
-
-
-def from_minor(amount: int | str, currency: str | None) -> Decimal:
-    """Stripe's integer minor units as a Decimal amount of the currency."""
-    code = (currency or "usd").lower()
-    places = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
-    return (Decimal(int(amount)) / (10 ** places)).quantize(CENT)
 
 
 def _stripe_integration(session: Session, sub_account_id: uuid.UUID) -> uuid.UUID | None:
@@ -88,11 +76,10 @@ def _money_record(session: Session, *, sub_account_id: uuid.UUID, contact_id: uu
 
 def _pay_invoice(session: Session, *, invoice_id: str, reference: str, minor_amount: int, when: datetime) -> str:
     """A payment of our invoice: the Transaction (once per PaymentIntent) and its financial record."""
-    # our payment links charge invoice amounts times 100 (payment_gateway.cents): read them back the same way
-    amount = Decimal(minor_amount) / 100
     invoice = session.get(Invoice, uuid.UUID(invoice_id))
     if invoice is None:
         return "ignored"
+    amount = from_minor(minor_amount, invoice.currency)  # as payment_gateway.cents charged it
     payment = payments.record_payment(session=session, invoice_id=invoice.id, amount=amount, gateway="stripe",
                                       gateway_transaction_id=reference, now=when)
     _money_record(session, sub_account_id=invoice.sub_account_id, contact_id=invoice.contact_id, kind="payment",

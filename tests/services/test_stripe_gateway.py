@@ -146,3 +146,12 @@ def test_a_wrong_key_is_refused_by_the_protocol(a, stripe_server, paid, monkeypa
     _, payment = paid
     with pytest.raises(ProviderError, match="Invalid API Key"):
         payments.refund_through_gateway(session=a, transaction_id=payment.id, gateway=gateway_for())
+
+
+def test_minor_units_follow_the_currency() -> None:
+    from services.payment_gateway import cents, from_minor
+
+    assert (cents(Decimal("12.34"), "usd"), cents(Decimal("5000"), "JPY"), cents(Decimal("1.234"), "kwd")) == (
+        1234, 5000, 1234)
+    assert (from_minor(1234, "usd"), from_minor(5000, "jpy"), from_minor(1234, "KWD")) == (
+        Decimal("12.34"), Decimal("5000.00"), Decimal("1.23"))
