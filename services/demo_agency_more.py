@@ -744,7 +744,7 @@ def _sites(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, contacts: Rows) -> None:
                     "blocks": [
                         {"type": "hero", "props": {"title": f"Holiday parties at {biz.name}",
                                                    "subtitle": "Private rooms, set menus, up to 120 guests.",
-                                                   "cta_text": "Plan yours", "cta_href": "#plan"}},
+                                                   "cta_text": "Plan yours", "cta_href": f"#form-{form_id}"}},
                         {"type": "form", "props": {"form_id": str(form_id), "title": "Tell us about your party"}},
                         {"type": "calendar", "props": {"calendar_id": str(calendar_id),
                                                        "title": "Or book a tasting visit"}},
