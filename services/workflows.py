@@ -53,6 +53,26 @@ def plan_of(session: Session, workflow_id: uuid.UUID) -> dict[str, Any]:
     return {"root": str(roots[0].id) if roots else None, "actions": nodes}
 
 
+def live_triggers(session: Session, sub_account_id: uuid.UUID, trigger_type: str
+                  ) -> list[tuple[WorkflowTrigger, Workflow]]:
+    """The sub-account's active triggers of this type, with their published workflows."""
+    return [(trigger, workflow) for trigger, workflow in session.execute(
+        select(WorkflowTrigger, Workflow).join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
+        .where(WorkflowTrigger.sub_account_id == sub_account_id, WorkflowTrigger.trigger_type == trigger_type,
+               WorkflowTrigger.is_active, Workflow.status == "published", Workflow.deleted_at.is_(None)))]
+
+
+def _local_date(session: Session, sub_account_id: uuid.UUID, now: datetime) -> Any:
+    """`now` as a date in the sub-account's timezone."""
+    from zoneinfo import ZoneInfo
+
+    from models.tenancy import SubAccount
+
+    sub = session.get(SubAccount, sub_account_id)
+    assert sub is not None
+    return now.astimezone(ZoneInfo(sub.timezone or "UTC")).date()
+
+
 def fire(session: Session, sub_account_id: uuid.UUID, trigger_type: str, contact_id: uuid.UUID,
          event: dict[str, Any] | None = None, now: datetime | None = None) -> list[uuid.UUID]:
     """Start every published workflow of the sub-account whose active trigger of this type matches the event
@@ -62,12 +82,8 @@ def fire(session: Session, sub_account_id: uuid.UUID, trigger_type: str, contact
 
     if not listening(session, "workflows", sub_account_id, trigger_type):
         return []
-    rows = session.execute(select(WorkflowTrigger, Workflow).join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
-                           .where(WorkflowTrigger.sub_account_id == sub_account_id,
-                                  WorkflowTrigger.trigger_type == trigger_type, WorkflowTrigger.is_active,
-                                  Workflow.status == "published", Workflow.deleted_at.is_(None))).all()
     started = []
-    for trigger, workflow in rows:
+    for trigger, workflow in live_triggers(session, sub_account_id, trigger_type):
         if all(_same(event.get(k), v) for k, v in (trigger.conditions or {}).items()):
             execution = start(session, workflow, contact_id, {"type": trigger_type, **event}, now=now)
             if execution is not None:
@@ -400,18 +416,9 @@ def next_business_moment(now: datetime, hours: dict[str, Any], timezone: str) ->
 def fire_dates(session: Session, sub_account_id: uuid.UUID, today: datetime) -> list[uuid.UUID]:
     """The custom-date trigger (birthdays, renewal dates): contacts whose date field falls on today (month and
     day, `days_before` ahead) start the workflow; once per contact, or once a year with re-entry allowed."""
-    from models.tenancy import SubAccount
-
-    sub = session.get(SubAccount, sub_account_id)
-    assert sub is not None
-    from zoneinfo import ZoneInfo
-
-    local = today.astimezone(ZoneInfo(sub.timezone or "UTC")).date()
+    local = _local_date(session, sub_account_id, today)
     started: list[uuid.UUID] = []
-    rows = session.execute(select(WorkflowTrigger, Workflow).join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
-                           .where(WorkflowTrigger.trigger_type == "custom_date", WorkflowTrigger.is_active,
-                                  Workflow.status == "published", Workflow.deleted_at.is_(None))).all()
-    for trigger, workflow in rows:
+    for trigger, workflow in live_triggers(session, sub_account_id, "custom_date"):
         conditions = trigger.conditions or {}
         field = str(conditions.get("field") or "date_of_birth")
         target = local + timedelta(days=int(conditions.get("days_before", 0)))
@@ -436,19 +443,11 @@ def fire_dates(session: Session, sub_account_id: uuid.UUID, today: datetime) -> 
 def fire_overdue(session: Session, sub_account_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
     """The invoice-overdue trigger: open invoices with a balance whose due date passed (in the sub-account's
     timezone; `days_after` more days when the trigger sets it) start the workflow, once per invoice."""
-    from zoneinfo import ZoneInfo
-
     from models.payments import Invoice
-    from models.tenancy import SubAccount
 
-    sub = session.get(SubAccount, sub_account_id)
-    assert sub is not None
-    today = now.astimezone(ZoneInfo(sub.timezone or "UTC")).date()
+    today = _local_date(session, sub_account_id, now)
     started: list[uuid.UUID] = []
-    rows = session.execute(select(WorkflowTrigger, Workflow).join(Workflow, Workflow.id == WorkflowTrigger.workflow_id)
-                           .where(WorkflowTrigger.trigger_type == "invoice_overdue", WorkflowTrigger.is_active,
-                                  Workflow.status == "published", Workflow.deleted_at.is_(None))).all()
-    for trigger, workflow in rows:
+    for trigger, workflow in live_triggers(session, sub_account_id, "invoice_overdue"):
         conditions = dict(trigger.conditions or {})
         cutoff = today - timedelta(days=int(conditions.pop("days_after", 0)))
         already = select(WorkflowExecution.id).where(
