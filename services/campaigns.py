@@ -224,6 +224,14 @@ def send_batch(*, session: Session, campaign_id: uuid.UUID, limit: int = BATCH) 
 RECIPIENT_PROGRESS = ("queued", "sent", "delivered", "opened", "clicked")
 
 
+def _advance(recipient: MessageCampaignRecipient, status: str) -> None:
+    """Move the recipient forward on the progress ladder only (a late "sent" never undoes "opened"; a bounce,
+    failure, opt-out or unsubscribe is not on the ladder and stays)."""
+    if recipient.status in RECIPIENT_PROGRESS and \
+            RECIPIENT_PROGRESS.index(status) > RECIPIENT_PROGRESS.index(recipient.status):
+        recipient.status = status
+
+
 def mirror_status(session: Session, message: Message) -> None:
     """A campaign message's delivery news (sent, delivered, bounced, failed, skipped for an opt-out) onto its
     recipient row, forward only: a late "sent" never undoes "delivered" or "opened"; bounces and failures are
@@ -239,8 +247,7 @@ def mirror_status(session: Session, message: Message) -> None:
     if message.status in ("sent", "delivered"):
         if message.status == "delivered":
             recipient.delivered_at = recipient.delivered_at or message.delivered_at or now
-        if RECIPIENT_PROGRESS.index(message.status) > rank:
-            recipient.status = message.status
+        _advance(recipient, message.status)
     elif message.status in ("failed", "undelivered") and rank < RECIPIENT_PROGRESS.index("opened"):
         if message.error_code == "dnd":
             recipient.status = "skipped"
@@ -280,8 +287,7 @@ def record_open(*, session: Session, token: str, now: datetime | None = None) ->
         return False
     recipient.open_count += 1
     recipient.opened_at = recipient.opened_at or now
-    if recipient.status in ("queued", "sent", "delivered"):
-        recipient.status = "opened"
+    _advance(recipient, "opened")
     return True
 
 
