@@ -5,6 +5,10 @@ ours:      `agents.lead.runner.run_turn` with the Postgres checkpointer; 500 tur
            then 500 turns spread over 16 conversations running concurrently (one thread each).
 baseline:  langgraph's prebuilt ReAct agent (`create_react_agent`) on the same model and tools, with an in-memory
            saver, invoked with the same messages and tenant config (no context loading, no reply storage).
+floor:     what LangGraph alone costs here: a graph of our shape (prepare -> agent -> tools -> agent -> finish)
+           whose nodes do nothing (no model, no embedding, no database work), on the same Postgres checkpointer
+           (our pool, a saver per thread), at 1 and at 16 concurrent threads; `floor.memory_*` the same graph on
+           an in-memory saver. No turn of the real graph can be cheaper than this on the same machine.
 Prints one JSON line (see CONVENTIONS.md).
 """
 
@@ -162,6 +166,57 @@ def baseline(turns: int, concurrency: int, conversations: list[uuid.UUID], agenc
         return [s for samples in pool.map(worker, range(concurrency)) for s in samples]
 
 
+def floor(turns: int, concurrency: int, saver: str) -> list[float]:
+    """A turn of LangGraph with nothing in it: the same node shape as the lead graph, trivial nodes."""
+    from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import START, StateGraph
+
+    from agents.checkpoint import checkpointer
+    from agents.lead.graph import KEEP_MESSAGES
+    from agents.lead.state import LeadState
+
+    def agent(state: LeadState) -> dict[str, Any]:
+        if state.get("loops", 0) == 0:
+            return {"messages": [AIMessage("", id=str(uuid.uuid4()), tool_calls=[
+                {"name": "search_knowledge", "args": {"query": "x"}, "id": uuid.uuid4().hex}])], "loops": 1}
+        return {"messages": [AIMessage("done", id=str(uuid.uuid4()))], "loops": 2}
+
+    def tools(state: LeadState) -> dict[str, Any]:
+        call = state["messages"][-1].tool_calls[0]  # type: ignore[union-attr]
+        return {"messages": [ToolMessage("{}", tool_call_id=call["id"], name=call["name"], id=str(uuid.uuid4()))]}
+
+    graph = StateGraph(LeadState)
+    def prepare(state: LeadState) -> dict[str, Any]:  # the history bounded as ours keeps it
+        old = state["messages"][:-KEEP_MESSAGES] if len(state["messages"]) > KEEP_MESSAGES else []
+        return {"loops": 0, "reply": "", "messages": [RemoveMessage(id=m.id) for m in old if m.id]}
+
+    graph.add_node("prepare", prepare)
+    graph.add_node("agent", agent)
+    graph.add_node("tools", tools)
+    graph.add_node("finish", lambda state: {"reply": state["messages"][-1].content})
+    graph.add_edge(START, "prepare")
+    graph.add_edge("prepare", "agent")
+    graph.add_conditional_edges("agent", lambda state: "tools" if state.get("loops") == 1 else "finish")
+    graph.add_edge("tools", "agent")
+    graph.set_finish_point("finish")
+    shared = InMemorySaver()
+    run_id = uuid.uuid4().hex[:8]
+
+    def worker(index: int) -> list[float]:
+        app = graph.compile(checkpointer=checkpointer() if saver == "postgres" else shared)
+        samples = []
+        for turn in range(turns // concurrency):
+            config = {"configurable": {"thread_id": f"floor-{run_id}-{saver}-{index}"}}
+            started = clock.perf_counter()
+            app.invoke({"messages": [HumanMessage(f"hello {turn}", id=str(uuid.uuid4()))]}, config)
+            samples.append((clock.perf_counter() - started) * 1000)
+        return samples
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return [s for samples in pool.map(worker, range(concurrency)) for s in samples]
+
+
 def contact_ids(conversations: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
     from sqlalchemy import select
 
@@ -194,6 +249,9 @@ def main() -> None:
         contacts = contact_ids(conversations)
         base_one = baseline(args.turns, 1, conversations, agency, sub, rng, contacts)
         base_many = baseline(args.turns, args.concurrency, conversations, agency, sub, rng, contacts)
+        floor(64, 1, "postgres")  # warm
+        floors = {(saver, n): floor(args.turns, n, saver) for saver in ("postgres", "memory")
+                  for n in (1, args.concurrency)}
         from agents.checkpoint import _pool
         from models.db import get_app_engine, get_owner_engine
 
@@ -206,6 +264,13 @@ def main() -> None:
                  "single_p50_ms": percentile(one, 50), "single_p95_ms": percentile(one, 95)},
         "baseline": {"p50_ms": percentile(base_many, 50), "p95_ms": percentile(base_many, 95),
                      "single_p50_ms": percentile(base_one, 50), "single_p95_ms": percentile(base_one, 95)},
+        "floor": {"p50_ms": percentile(floors["postgres", args.concurrency], 50),
+                  "p95_ms": percentile(floors["postgres", args.concurrency], 95),
+                  "single_p50_ms": percentile(floors["postgres", 1], 50),
+                  "single_p95_ms": percentile(floors["postgres", 1], 95),
+                  "memory_p50_ms": percentile(floors["memory", args.concurrency], 50),
+                  "memory_p95_ms": percentile(floors["memory", args.concurrency], 95),
+                  "memory_single_p50_ms": percentile(floors["memory", 1], 50)},
         "params": {"turns": args.turns, "concurrency": args.concurrency, "model": "local policy model",
                    "cores": os.cpu_count(), "ours_checkpointer": "postgres", "baseline_checkpointer": "memory",
                    "baseline": "langgraph.prebuilt.create_react_agent", "ours_decisions": decisions},

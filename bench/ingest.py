@@ -16,6 +16,10 @@ ours:      `POST /webhooks/twilio/sms` of the real app (`api.app:app`) served by
 baseline:  a bare FastAPI app (below) whose POST route reads the same form and returns 200: the ceiling of
            uvicorn + FastAPI on this machine, served with the same worker count, hit by the same load generator
            for the same time, in the same run.
+floor:     the least any design can do that stores each webhook in a transaction of its own before answering:
+           FastAPI, the same Twilio signature check, one `INSERT ... ON CONFLICT DO NOTHING` of the message into
+           a one-table (one statement = one transaction, autocommit) through psycopg's async pool, then 200; no
+           contact, conversation, outbox or queue. Same server, load and time, in the same run (`floor.*`).
 
 The load generator (aiohttp on uvloop, bodies signed before the timed window) runs in its own process, on the
 same machine: on a 2-core box it takes a share of the CPU from the server and Postgres, for ours and the
@@ -68,6 +72,47 @@ def bare_app() -> FastAPI:
     async def sms(request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).multi_items()}
         return Response(str(len(form)), media_type="text/plain")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+FLOOR_TABLE = "bench_ingest_floor"
+
+
+def floor_app() -> FastAPI:
+    """The floor (uvicorn --factory): verify as ours does, store the message in one statement, answer."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from psycopg_pool import AsyncConnectionPool
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"])
+    url = os.environ["PUBLIC_BASE_URL"] + PATH
+    pool = AsyncConnectionPool(os.environ["BENCH_FLOOR_DSN"], min_size=4, max_size=16, open=False,
+                               kwargs={"autocommit": True})
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await pool.open()
+        yield
+        await pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post(PATH)
+    async def sms(request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).multi_items()}
+        if not validator.validate(url, form, request.headers.get("X-Twilio-Signature", "")):
+            return Response(status_code=403)
+        async with pool.connection() as conn:
+            await conn.execute(f"INSERT INTO {FLOOR_TABLE} (sid, sender, receiver, body) VALUES (%s, %s, %s, %s) "
+                               "ON CONFLICT DO NOTHING", (form["MessageSid"], form["From"], form["To"], form["Body"]))
+        return Response("<Response/>", media_type="text/xml")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -499,6 +544,21 @@ def main() -> None:
                 stop(procs.pop())
 
                 port = free_port()
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f"CREATE TABLE {FLOOR_TABLE} (sid text PRIMARY KEY, sender text, "
+                                         "receiver text, body text)")
+                floor_env = {**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "BENCH_FLOOR_DSN":
+                             engine.url.set(drivername="postgresql").render_as_string(hide_password=False)}
+                serve("bench.ingest:floor_app", port, args.workers, floor_env, STATE / "ingest-floor.log", procs,
+                      factory=True)
+                floor_spec = {**load_spec, "url": f"http://127.0.0.1:{port}{PATH}", "nonce": nonce + "-floor",
+                              "cyclic": False, "count": int(args.max_rate * (args.seconds + args.warmup))}
+                floor = load(floor_spec, Path(tmp))
+                stop(procs.pop())
+                with engine.connect() as conn:
+                    floor_stored = conn.exec_driver_sql(f"SELECT count(*) FROM {FLOOR_TABLE}").scalar()
+
+                port = free_port()
                 env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"  # what Twilio calls, so what it signs
                 url = env["PUBLIC_BASE_URL"] + PATH
                 serve("api.app:app", port, args.workers, env, STATE / "ingest-ours.log", procs)
@@ -538,6 +598,7 @@ def main() -> None:
 
     ours_per_s = ours["timed_ok"] / ours["elapsed_s"]
     base_per_s = base["timed_ok"] / base["elapsed_s"]
+    floor_per_s = floor["timed_ok"] / floor["elapsed_s"]
     errors = {k: v for k, v in ours["statuses"].items() if not k.startswith("2")}
     print(json.dumps({
         "bench": "ingest",
@@ -552,6 +613,10 @@ def main() -> None:
                  "retries_events_new": after["events"] - found["events"], **refused, **reply},
         "baseline": {"per_s": round(base_per_s, 1), "p50_ms": percentile(base["latencies_ms"], 50),
                      "p95_ms": percentile(base["latencies_ms"], 95), "p99_ms": percentile(base["latencies_ms"], 99)},
+        "floor": {"per_s": round(floor_per_s, 1), "p50_ms": percentile(floor["latencies_ms"], 50),
+                  "p95_ms": percentile(floor["latencies_ms"], 95), "ceiling_share": round(floor_per_s / base_per_s, 3),
+                  "acknowledged": len(floor["ok"]), "stored": floor_stored,
+                  "errors": sum(v for k, v in floor["statuses"].items() if not k.startswith("2"))},
         "params": {"clients": args.clients, "seconds": args.seconds, "warmup_s": args.warmup,
                    "uvicorn_workers": args.workers, "cores": os.cpu_count(), "senders": args.senders,
                    "channels": len(to_numbers), "ours_statuses": ours["statuses"], "ours_exhausted": ours["exhausted"],

