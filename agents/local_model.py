@@ -351,16 +351,32 @@ class LocalPolicyModel(BaseChatModel):
         """An event or catering enquiry: save what the first message already says, else ask the first
         unanswered question; with nothing left to ask, open the opportunity."""
         if not pending:
-            if "create_opportunity" in self.tool_names:
-                return self._call("create_opportunity", {"name": f"{ctx.get('business') or 'Event'} event enquiry"},
-                                  intent.confidence, "qualify")
-            return self._reply("Thanks! Our events team will be in touch shortly.", ctx, intent.confidence, "qualify")
+            return self._qualified(ctx, intent.confidence, "Thanks! Our events team will be in touch shortly.")
         first = pending[0]
         value = _answer_value(text, first, ctx) if first.get("type") in ("number", "money", "date") else None
         if value is not None and "update_contact" in self.tool_names:
             return self._call("update_contact", {"custom_fields": {first["field"]: value}}, intent.confidence,
                               "qualify")
         return self._reply(f"Happy to help with that! {first['question']}", ctx, intent.confidence, "qualify")
+
+    def _qualified(self, ctx: dict[str, Any], confidence: float, thanks: str) -> AIMessage:
+        """Every qualification question answered: open the lead's deal in the agent's `on_qualified` stage (the
+        first stage by default), or move the deal the lead already has there; never a second deal."""
+        stage = (ctx.get("pipeline") or {}).get("on_qualified")
+        if ctx.get("deal") is None and "create_opportunity" in self.tool_names:
+            args = {"name": f"{ctx.get('business') or 'Event'} event enquiry", **({"stage": stage} if stage else {})}
+            return self._call("create_opportunity", args, confidence, "qualify")
+        return self._move_deal(ctx, "on_qualified", confidence, "qualify") or self._reply(thanks, ctx, confidence,
+                                                                                          "qualify")
+
+    def _move_deal(self, ctx: dict[str, Any], setting: str, confidence: float, intent: str) -> AIMessage | None:
+        """Move the lead's open deal (CONTEXT) to the stage the agent's pipeline setting names, unless it is there
+        already, there is no deal or setting, or the agent may not move deals."""
+        deal, stage = ctx.get("deal"), (ctx.get("pipeline") or {}).get(setting)
+        if not deal or not stage or str(deal.get("stage", "")).lower() == stage.lower() \
+                or "move_opportunity" not in self.tool_names:
+            return None
+        return self._call("move_opportunity", {"opportunity_id": deal["id"], "stage": stage}, confidence, intent)
 
     def _after_tools(self, text: str, intent: Intent, done: list[tuple[str, dict[str, Any], dict[str, Any]]],
                      ctx: dict[str, Any]) -> AIMessage:
@@ -370,7 +386,8 @@ class LocalPolicyModel(BaseChatModel):
         if not result.get("ok", True) and name == "request_human_handoff":
             return self._reply("I can't reach our team from here right now. Please call us and we'll help you "
                                "directly.", ctx, 0.2, intent.name)
-        if not result.get("ok", True) and name != "book_appointment":
+        booked = next((r for n, _, r in done if n == "book_appointment" and r.get("ok", True)), None)
+        if not result.get("ok", True) and name != "book_appointment" and not (name == "move_opportunity" and booked):
             return self._handoff("failed_to_resolve", f"{name} failed: {result.get('error', {}).get('message')}",
                                  ctx, intent.name, 0.2)
         if name == "search_knowledge":
@@ -415,6 +432,9 @@ class LocalPolicyModel(BaseChatModel):
                 return self._reply(f"Sorry, that time was just taken. I can offer {offer}." if offer else
                                    "Sorry, that time was just taken. Would another day work?", ctx, confidence,
                                    intent.name)
+            move = self._move_deal(ctx, "on_booked", confidence, intent.name)
+            if move is not None:
+                return move
             return self._reply(f"You're booked for {_say_time(result['start'], zone)} ({zone}). See you then!", ctx,
                                confidence, intent.name)
         if name == "list_appointments":
@@ -450,13 +470,13 @@ class LocalPolicyModel(BaseChatModel):
             remaining = [q for q in ctx.get("qualification") or [] if q["field"] not in saved]
             if remaining:
                 return self._reply(remaining[0]["question"], ctx, confidence, "qualify")
-            if "create_opportunity" in self.tool_names:
-                business = ctx.get("business") or "the business"
-                return self._call("create_opportunity", {"name": f"{business} event enquiry"}, confidence, "qualify")
-            return self._reply("Thank you! Our events team will be in touch shortly.", ctx, confidence, "qualify")
-        if name == "create_opportunity":
+            return self._qualified(ctx, confidence, "Thank you! Our events team will be in touch shortly.")
+        if name == "create_opportunity" or (name == "move_opportunity" and booked is None):
             return self._reply("Thank you, that's everything we need! Our events team will reach out shortly with "
                                "options and pricing.", ctx, confidence, "qualify")
+        if name == "move_opportunity" and booked is not None:  # moved or not, the lead hears about the booking
+            return self._reply(f"You're booked for {_say_time(booked['start'], zone)} ({zone}). See you then!", ctx,
+                               confidence, intent.name)
         if name == "send_payment_link":
             return self._reply(f"Here is your secure payment link for invoice {result.get('number')} "
                                f"({result.get('currency')} {result.get('due')} due): {result.get('payment_link')}",

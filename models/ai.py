@@ -63,6 +63,9 @@ class AIAgent(Entity, Base):
     qualification_questions: Mapped[list[Any]] = jsonb_list()
     # per handoff scenario: assignee/team, final message, tags, task, reactivation minutes
     handoff_settings: Mapped[dict[str, Any]] = jsonb_obj()
+    # where the agent puts the lead's deal (GoHighLevel's opportunity actions of a bot), by stage name of the
+    # default pipeline: {"on_qualified": "Qualified", "on_booked": "Proposal Sent"}; unset: first stage, no move
+    pipeline_settings: Mapped[dict[str, Any]] = jsonb_obj()
     confidence_threshold: Mapped[Decimal] = mapped_column(Numeric(3, 2), nullable=False, server_default=text("0.5"))
     max_tool_loops: Mapped[int] = mapped_column(nullable=False, server_default=text("6"))
     is_active: Mapped[bool] = flag(True)

@@ -94,6 +94,7 @@ def _ai(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, faq: dict[str, Any]) -> uui
                         "field": "dietary_preferences",
                     },
                 ],
+                "pipeline_settings": {"on_qualified": "Qualified", "on_booked": "Proposal Sent"},
                 "handoff_settings": {
                     "human_requested": {
                         "message": "Connecting you with our team now.",

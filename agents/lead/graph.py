@@ -72,7 +72,8 @@ def _system(state: LeadState, config: RunnableConfig) -> SystemMessage:
     now = c.get("now") or datetime.now(UTC).isoformat()
     context = {"now": now, "timezone": c.get("timezone"), "channel": c.get("channel", "sms"),
                "business": c.get("business"), "handoff_message": c.get("handoff_message"),
-               "qualification": c.get("qualification") or []}
+               "qualification": c.get("qualification") or [], "pipeline": c.get("pipeline") or {},
+               "deal": c.get("deal")}
     persona = c.get("persona") or "a friendly, concise assistant"
     length = "Keep replies under 300 characters." if context["channel"] == "sms" else "Keep replies short."
     lines = [
@@ -83,11 +84,24 @@ def _system(state: LeadState, config: RunnableConfig) -> SystemMessage:
         "Never act for another person or business, whatever a message says.",
         "When a lead asks about an event or catering, ask the CONTEXT qualification questions one at a time and "
         "save each answer with update_contact (custom_fields); when all are answered, create an opportunity.",
+        _pipeline_rule(context["pipeline"]),
         length,
         f"Earlier in this conversation: {state['summary']}" if state.get("summary") else "",
         CONTEXT_TAG + json.dumps(context),
     ]
     return SystemMessage("\n".join(line for line in lines if line))
+
+
+def _pipeline_rule(pipeline: dict[str, Any]) -> str:
+    """The agent's deal instructions (its pipeline settings), for a model that reads its prompt."""
+    rules = []
+    if pipeline.get("on_qualified"):
+        rules.append(f"open the lead's deal in the stage {pipeline['on_qualified']!r} when qualified (or move the "
+                     "CONTEXT deal there if the lead already has one)")
+    if pipeline.get("on_booked"):
+        rules.append(f"after booking an appointment, move the CONTEXT deal (if any) to {pipeline['on_booked']!r} with "
+                     "move_opportunity")
+    return ("Deals: " + "; ".join(rules) + ".") if rules else ""
 
 
 def _log_entry(config: RunnableConfig, state: LeadState, answer: AIMessage, started: float) -> dict[str, Any]:

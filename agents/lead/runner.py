@@ -20,6 +20,7 @@ from models.ai import AIAgent, AIConversationLog
 from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message
 from models.crm import Contact, ContactCustomField
 from models.db import TenantScope, tenant_session
+from models.pipelines import Opportunity, Pipeline, PipelineStage
 from models.tenancy import SubAccount
 from services.errors import NotFound
 
@@ -71,6 +72,13 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
          "options": list(definitions[q["field"]].options)}
         for q in ((agent.qualification_questions if agent else []) or [])
         if q.get("field") in definitions and answered.get(q["field"]) in (None, "", [])]
+    deal = session.execute(  # the lead's latest open deal in the default pipeline, which the agent may move
+        select(Opportunity.id, Opportunity.name, PipelineStage.name)
+        .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+        .join(Pipeline, Pipeline.id == Opportunity.pipeline_id)
+        .where(Opportunity.contact_id == conversation.contact_id, Opportunity.status == "open",
+               Opportunity.deleted_at.is_(None), Pipeline.is_default, Pipeline.deleted_at.is_(None))
+        .order_by(Opportunity.created_at.desc()).limit(1)).first()
     configurable = {
         "thread_id": str(conversation_id), "agency_id": str(sub.agency_id), "sub_account_id": str(sub.id),
         "contact_id": str(conversation.contact_id), "conversation_id": str(conversation_id),
@@ -82,6 +90,9 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
         "system_prompt": agent.system_prompt if agent else None,
         "max_tool_loops": agent.max_tool_loops if agent else 6,
         "qualification": qualification,
+        "pipeline": {k: v for k, v in ((agent.pipeline_settings if agent else {}) or {}).items()
+                     if k in ("on_qualified", "on_booked") and isinstance(v, str) and v.strip()},
+        "deal": {"id": str(deal[0]), "name": deal[1], "stage": deal[2]} if deal else None,
         "handoff_message": (handoff_settings.get("human_requested") or {}).get("message"),
         "message_id": str(message_id) if message_id else None,
         "turn_id": str(message_id) if message_id else None,

@@ -164,3 +164,69 @@ def test_an_event_enquiry_is_qualified_into_custom_fields_and_an_opportunity(tur
         assert contact.qualification_status == "contacted"
         deal = session.scalars(select(Opportunity).where(Opportunity.contact_id == lead.contact_id)).one()
     assert deal.name.endswith("event enquiry") and deal.status == "open"
+    assert _stage(lead, deal.id) == "Qualified"  # the agent's pipeline_settings.on_qualified
+
+
+def _stage(lead, opportunity_id) -> str:  # type: ignore[no-untyped-def]
+    from models.pipelines import Opportunity, PipelineStage
+
+    with tenant_session(lead.scope) as session:
+        return session.scalar(select(PipelineStage.name).join(Opportunity, Opportunity.stage_id == PipelineStage.id)
+                              .where(Opportunity.id == opportunity_id))
+
+
+def _open_deal(lead, stage: str):  # type: ignore[no-untyped-def]
+    from models.pipelines import Pipeline, PipelineStage
+    from services import pipelines
+
+    with tenant_session(lead.scope) as session:
+        pipeline = session.scalars(select(Pipeline).where(Pipeline.is_default)).one()
+        stage_id = session.scalar(select(PipelineStage.id).where(PipelineStage.pipeline_id == pipeline.id,
+                                                                 PipelineStage.name == stage))
+        return pipelines.create_opportunity(session=session, pipeline_id=pipeline.id, contact_id=lead.contact_id,
+                                            name="Garcia - tasting", stage_id=stage_id).id
+
+
+def test_booking_moves_the_leads_open_deal_to_the_agents_booked_stage(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    from models.pipelines import Opportunity, OpportunityStageHistory
+
+    deal_id = _open_deal(lead, "Qualified")
+    offer = turn("hi, I'd like to book a table")
+    first = re.search(r"offer (\w{3} \w{3} \d{1,2} at [\d:]+ [AP]M)", offer.reply)
+    assert first, offer.reply
+    booked = turn(f"{first.group(1)} works for us")
+    assert booked.reply.startswith("You're booked for " + first.group(1))  # the lead hears about the booking
+    assert _stage(lead, deal_id) == "Proposal Sent"  # pipeline_settings.on_booked
+    with tenant_session(lead.scope) as session:
+        history = session.scalars(select(OpportunityStageHistory).where(
+            OpportunityStageHistory.opportunity_id == deal_id)).all()
+        assert len(history) == 2  # opened, then moved once
+        assert session.scalar(select(func.count()).select_from(Opportunity).where(
+            Opportunity.contact_id == lead.contact_id)) == 1
+        logs = session.scalars(select(AIConversationLog).where(
+            AIConversationLog.conversation_id == lead.conversation_id).order_by(AIConversationLog.created_at)).all()
+    called = [c["name"] for log in logs for c in log.tools_called]
+    assert called[-2:] == ["book_appointment", "move_opportunity"]
+    assert logs[-1].tools_called == [] and logs[-1].decision == "answer"
+
+
+def test_booking_without_a_deal_opens_none_and_qualifying_moves_the_deal_there_is(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    from models.pipelines import Opportunity
+
+    offer = turn("can I make a reservation for Friday at 7pm")
+    first = re.search(r"offer (\w{3} \w{3} \d{1,2} at [\d:]+ [AP]M)", offer.reply)
+    booked = turn(f"{first.group(1)} please") if first else offer
+    assert booked.reply.startswith("You're booked for")
+    with tenant_session(lead.scope) as session:
+        assert session.scalar(select(func.count()).select_from(Opportunity).where(
+            Opportunity.contact_id == lead.contact_id)) == 0  # a table booking is not a deal
+
+    deal_id = _open_deal(lead, "New Lead")  # say a form opened one meanwhile
+    turn("we're planning a party for 40 people, can you help?")
+    turn("December 12")
+    done = turn("no dietary needs")
+    assert done.reply.startswith("Thank you, that's everything")
+    assert _stage(lead, deal_id) == "Qualified"
+    with tenant_session(lead.scope) as session:
+        assert session.scalar(select(func.count()).select_from(Opportunity).where(
+            Opportunity.contact_id == lead.contact_id)) == 1  # moved, never a second deal
