@@ -3,6 +3,7 @@ per test session (and per module for tests that must commit); a rolled-back tran
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -94,6 +95,23 @@ def demo(owner_engine: Engine) -> Demo:
         )).all())
         agency_id = conn.execute(text("SELECT id FROM agencies WHERE slug = 'digital-marketing-co'")).scalar_one()
     return Demo(agency_id=agency_id, a=rows["restaurant-a"], b=rows["restaurant-b"])
+
+
+@pytest.fixture
+def daytime(demo: Demo, owner_engine: Engine) -> Iterator[None]:
+    """Sub-account A without quiet hours for one test: automated texts (reminders, campaigns) go out now rather
+    than wait for the morning when the suite runs in a lead's evening. Restored afterwards."""
+    with owner_engine.begin() as conn:
+        saved = conn.execute(text("SELECT settings->'quiet_hours' FROM sub_accounts WHERE id = :id"),
+                             {"id": demo.a}).scalar()
+        conn.execute(text("UPDATE sub_accounts SET settings = settings - 'quiet_hours' WHERE id = :id"), {"id": demo.a})
+    try:
+        yield
+    finally:
+        if saved is not None:
+            with owner_engine.begin() as conn:
+                conn.execute(text("UPDATE sub_accounts SET settings = jsonb_set(settings, '{quiet_hours}', "
+                                  "CAST(:q AS jsonb)) WHERE id = :id"), {"id": demo.a, "q": json.dumps(saved)})
 
 
 @pytest.fixture(scope="session")

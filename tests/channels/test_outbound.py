@@ -305,6 +305,7 @@ def _recipient(recipient_id: uuid.UUID) -> Any:
         return session.get(MessageCampaignRecipient, recipient_id)
 
 
+@pytest.mark.usefixtures("daytime")
 def test_campaign_recipients_follow_their_messages_delivery(twilio: TwilioServer, demo: Demo) -> None:
     from services.campaigns import mirror_status
 

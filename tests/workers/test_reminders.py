@@ -41,6 +41,7 @@ def appointment(demo: Demo) -> Appointment:
         return appt
 
 
+@pytest.mark.usefixtures("daytime")
 def test_the_reminder_is_sent_once_at_its_time(appointment: Appointment, demo: Demo) -> None:
     with start_worker(celery_app, pool="solo", perform_ping_check=False, queues=list(QUEUES)):
         task_ids = dispatch_outbox.delay().get(timeout=30)
