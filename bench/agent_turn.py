@@ -186,11 +186,11 @@ def floor(turns: int, concurrency: int, saver: str) -> list[float]:
         call = state["messages"][-1].tool_calls[0]  # type: ignore[union-attr]
         return {"messages": [ToolMessage("{}", tool_call_id=call["id"], name=call["name"], id=str(uuid.uuid4()))]}
 
-    graph = StateGraph(LeadState)
     def prepare(state: LeadState) -> dict[str, Any]:  # the history bounded as ours keeps it
         old = state["messages"][:-KEEP_MESSAGES] if len(state["messages"]) > KEEP_MESSAGES else []
         return {"loops": 0, "reply": "", "messages": [RemoveMessage(id=m.id) for m in old if m.id]}
 
+    graph = StateGraph(LeadState)
     graph.add_node("prepare", prepare)
     graph.add_node("agent", agent)
     graph.add_node("tools", tools)

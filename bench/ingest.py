@@ -576,7 +576,6 @@ def main() -> None:
                              "count": 10_000, "cyclic": True}, Path(tmp))
                 stop(procs.pop())
 
-                port = free_port()
                 with engine.begin() as conn:
                     conn.exec_driver_sql(f"CREATE TABLE {FLOOR_TABLE} (sid text PRIMARY KEY, sender text, "
                                          "receiver text, body text)")

@@ -50,6 +50,7 @@ class LocalMiniLM:
         self._cond = threading.Condition()
         self._busy = False
         self._waiting: dict[str, _Slot] = {}
+        self._running: dict[str, _Slot] = {}  # the texts of the pass under way: a newcomer joins, not repeats
         # a turn embeds the lead's message for the intent, then again for the knowledge search: remember it
         self._recent: OrderedDict[str, list[float]] = OrderedDict()
 
@@ -80,13 +81,14 @@ class LocalMiniLM:
             if cached is not None:
                 self._recent.move_to_end(text)
                 return cached
-            slot = self._waiting.setdefault(text, _Slot())
+            slot = self._running.get(text) or self._waiting.setdefault(text, _Slot())
             while slot.vector is None and slot.error is None and self._busy:
                 self._cond.wait()
             if slot.vector is not None or slot.error is not None:
                 return slot.result()
             self._busy = True  # this thread runs the next pass, for everything waiting
             batch, self._waiting = self._waiting, {}
+            self._running = batch
         vectors: list[list[float]] | None = None
         error: BaseException | None = None
         try:
@@ -102,7 +104,7 @@ class LocalMiniLM:
                 self._recent[key] = vectors[i]
             while len(self._recent) > RECENT:
                 self._recent.popitem(last=False)
-            self._busy = False
+            self._busy, self._running = False, {}
             self._cond.notify_all()
         return slot.result()
 
