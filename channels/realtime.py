@@ -41,18 +41,36 @@ def _client(url: str) -> redis.Redis:
 
 def publish(channels: list[str], event: dict[str, Any]) -> None:
     """Publish now (callers inside a transaction use `message_event`, which waits for the commit)."""
-    client = _client(ensure_infra().redis_url)
-    data = json.dumps(event, default=str)
-    for name in channels:
-        client.publish(name, data)
+    publish_many([(channels, event)])
+
+
+def publish_many(events: list[tuple[list[str], dict[str, Any]]]) -> None:
+    """Publish several events in one round trip to Redis (a batch of inbound messages)."""
+    if not events:
+        return
+    pipe = _client(ensure_infra().redis_url).pipeline(transaction=False)
+    for channels, event in events:
+        data = json.dumps(event, default=str)
+        for name in channels:
+            pipe.publish(name, data)
+    pipe.execute()
 
 
 def message_payload(message: Message) -> dict[str, Any]:
     """What websockets receive of a message."""
-    return {"id": str(message.id), "conversation_id": str(message.conversation_id), "direction": message.direction,
-            "sender_type": message.sender_type, "content_type": message.content_type, "body": message.body,
-            "subject": message.subject, "status": message.status, "attachments": message.attachments or [],
-            "created_at": message.created_at.isoformat() if message.created_at else None}
+    return payload(id=message.id, conversation_id=message.conversation_id, direction=message.direction,
+                   sender_type=message.sender_type, content_type=message.content_type, body=message.body,
+                   subject=message.subject, status=message.status, attachments=message.attachments,
+                   created_at=message.created_at)
+
+
+def payload(*, id: Any, conversation_id: Any, direction: str, sender_type: str, content_type: str, body: str,
+            subject: str | None, status: str, attachments: list[Any] | None, created_at: Any) -> dict[str, Any]:
+    """`message_payload` from a message's fields (a batch writes its rows without loading them)."""
+    return {"id": str(id), "conversation_id": str(conversation_id), "direction": direction,
+            "sender_type": sender_type, "content_type": content_type, "body": body, "subject": subject,
+            "status": status, "attachments": attachments or [],
+            "created_at": created_at.isoformat() if created_at else None}
 
 
 def visible_to_lead(message: Message) -> bool:

@@ -27,6 +27,17 @@ def record(session: Session, sub_account_id: uuid.UUID, event_name: str, *, cont
                                source=source, session_id=(session_id or "")[:128] or None))
 
 
+def record_many(session: Session, sub_account_id: uuid.UUID, event_name: str,
+                events: list[tuple[uuid.UUID | None, dict[str, Any]]]) -> None:
+    """Events of one name, each (contact, properties), in one statement in the caller's transaction."""
+    from models.bulk import insert_rows
+
+    insert_rows(session, AnalyticsEvent, [
+        {"sub_account_id": sub_account_id, "contact_id": contact_id, "event_name": event_name[:100],
+         "event_category": CATEGORIES.get(event_name, "custom"), "properties": properties}
+        for contact_id, properties in events])
+
+
 def funnel(*, session: Session, steps: list[str], start: datetime, end: datetime) -> dict[str, Any]:
     """An ordered funnel: how many contacts did step 1, then step 2 after it, and so on (each step after the
     previous one, within [start, end)), with the conversion from the step before and from the first."""

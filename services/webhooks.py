@@ -77,10 +77,16 @@ def create_webhook(*, session: Session, sub_account_id: uuid.UUID, url: str, eve
 def emit(session: Session, sub_account_id: uuid.UUID, event_type: str, data: dict[str, Any]) -> int:
     """Queue `event_type` for every active endpoint of the sub-account subscribed to it (in this transaction;
     handed to workers after the commit). Returns how many deliveries were queued."""
+    return emit_many(session, sub_account_id, event_type, [data])
+
+
+def emit_many(session: Session, sub_account_id: uuid.UUID, event_type: str, datas: list[dict[str, Any]]) -> int:
+    """`emit` for several events of one type at once (a batch of inbound messages): the endpoints are looked up
+    once. Returns how many deliveries were queued."""
     assert event_type in EVENTS, event_type
     from services.subscribers import listening
 
-    if not listening(session, "webhooks", sub_account_id):
+    if not datas or not listening(session, "webhooks", sub_account_id):
         return 0
     hooks = session.scalars(select(Webhook).where(Webhook.sub_account_id == sub_account_id, Webhook.is_active,
                                                   Webhook.deleted_at.is_(None))).all()
@@ -89,17 +95,20 @@ def emit(session: Session, sub_account_id: uuid.UUID, event_type: str, data: dic
         return 0
     now = datetime.now(UTC)
     agency_id = session.scalar(select(SubAccount.agency_id).where(SubAccount.id == sub_account_id))
-    body = {"type": event_type, "created_at": now.isoformat(), "sub_account_id": str(sub_account_id), "data": data}
     queued = []
-    for hook in targets:
-        delivery = uuid.uuid4()
-        event_id = session.execute(pg_insert(OutboxEvent).values(
-            sub_account_id=sub_account_id, topic="webhook.deliver", aggregate_type="webhook", aggregate_id=hook.id,
-            available_at=now, status="dispatched", dispatched_at=now, attempts=1,
-            dedupe_key=f"webhook:{delivery}",
-            payload={"webhook_id": str(hook.id), "delivery_id": str(delivery), "event": {**body, "id": str(delivery)}},
-        ).returning(OutboxEvent.id)).scalar_one()
-        queued.append(event_id)
+    for data in datas:
+        body = {"type": event_type, "created_at": now.isoformat(), "sub_account_id": str(sub_account_id),
+                "data": data}
+        for hook in targets:
+            delivery = uuid.uuid4()
+            event_id = session.execute(pg_insert(OutboxEvent).values(
+                sub_account_id=sub_account_id, topic="webhook.deliver", aggregate_type="webhook",
+                aggregate_id=hook.id, available_at=now, status="dispatched", dispatched_at=now, attempts=1,
+                dedupe_key=f"webhook:{delivery}",
+                payload={"webhook_id": str(hook.id), "delivery_id": str(delivery),
+                         "event": {**body, "id": str(delivery)}},
+            ).returning(OutboxEvent.id)).scalar_one()
+            queued.append(event_id)
 
     def hand_over() -> None:
         from workers.tasks import deliver_webhook

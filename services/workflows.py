@@ -77,17 +77,25 @@ def fire(session: Session, sub_account_id: uuid.UUID, trigger_type: str, contact
          event: dict[str, Any] | None = None, now: datetime | None = None) -> list[uuid.UUID]:
     """Start every published workflow of the sub-account whose active trigger of this type matches the event
     (each key of the trigger's conditions must equal the event's, case-insensitively for text)."""
-    event = event or {}
+    return fire_many(session, sub_account_id, trigger_type, [(contact_id, event or {})], now=now)
+
+
+def fire_many(session: Session, sub_account_id: uuid.UUID, trigger_type: str,
+              events: list[tuple[uuid.UUID, dict[str, Any]]], now: datetime | None = None) -> list[uuid.UUID]:
+    """`fire` for several (contact, event) pairs of one trigger type at once (a batch of inbound messages or
+    new contacts): the triggers are looked up once."""
     from services.subscribers import listening
 
-    if not listening(session, "workflows", sub_account_id, trigger_type):
+    if not events or not listening(session, "workflows", sub_account_id, trigger_type):
         return []
     started = []
-    for trigger, workflow in live_triggers(session, sub_account_id, trigger_type):
-        if all(_same(event.get(k), v) for k, v in (trigger.conditions or {}).items()):
-            execution = start(session, workflow, contact_id, {"type": trigger_type, **event}, now=now)
-            if execution is not None:
-                started.append(execution.id)
+    triggers = live_triggers(session, sub_account_id, trigger_type)
+    for contact_id, event in events:
+        for trigger, workflow in triggers:
+            if all(_same(event.get(k), v) for k, v in (trigger.conditions or {}).items()):
+                execution = start(session, workflow, contact_id, {"type": trigger_type, **event}, now=now)
+                if execution is not None:
+                    started.append(execution.id)
     if started:
         _sweep_after_commit(session, sub_account_id)
     return started

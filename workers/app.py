@@ -28,6 +28,7 @@ def create_celery() -> Celery:
             "workers.ingest_source": {"queue": "default"},
             "workers.agent_turn": {"queue": "agent"},
             "workers.agent_turn_event": {"queue": "agent"},
+            "workers.agent_turn_events": {"queue": "agent"},
             "workers.reactivate_handoff": {"queue": "agent"},
             "workers.reembed_knowledge_base": {"queue": "default"},
             "workers.send_message": {"queue": "outbound"},

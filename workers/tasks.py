@@ -168,6 +168,16 @@ def agent_turn_event(event_id: str, agency_id: str, sub_account_id: str) -> dict
     return result
 
 
+@celery_app.task(name="workers.agent_turn_events", ignore_result=True)
+def agent_turn_events(turns: list[list[str]]) -> int:
+    """The agent turns of one inbound batch, handed over in one broker message by the webhook (whose requests
+    wait on it): each goes on here as its own `agent_turn_event`, so turns of different conversations run side
+    by side on the workers and one conversation's turns still one at a time."""
+    for event_id, agency_id, sub_account_id in turns:
+        agent_turn_event.apply_async(args=[event_id, agency_id, sub_account_id])
+    return len(turns)
+
+
 @celery_app.task(name="workers.reactivate_handoff")
 def reactivate_handoff(event_id: str, agency_id: str, sub_account_id: str) -> str:
     """The handoff's reactivation timer: if no person has answered the lead since the handoff opened, give

@@ -64,11 +64,11 @@ async def twilio_sms(request: Request) -> Response:
     """Form-encoded, as Twilio posts it. The signature is checked against PUBLIC_BASE_URL + path (what Twilio
     called, also behind a proxy); a bad one is a 403 and nothing is stored. A retried MessageSid stores nothing
     new. The reply comes later, from the agent, through the outbound path; the webhook answers empty TwiML."""
-    from channels.sms import receive
+    from channels.sms import receive_async
 
     form = await _twilio_form(request)
     url = get_settings().public_base_url.rstrip("/") + request.url.path
-    await run_in_threadpool(receive, url, form, request.headers.get("x-twilio-signature"))
+    await receive_async(url, form, request.headers.get("x-twilio-signature"))
     return Response(TWIML_EMPTY, media_type="application/xml")
 
 
