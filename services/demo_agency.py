@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from argon2 import PasswordHasher
 from faker import Faker
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from models.base import Base
@@ -222,6 +222,8 @@ def seed_demo(*, session: Session, seed: int = 42, as_of: date | None = None) ->
     from knowledge.ingest import embed_missing
 
     ctx.counts["embedded chunks"] = embed_missing(session=session)  # the local model: deterministic, offline
+    # planner statistics for what was just bulk-loaded (as after any restore), instead of waiting for autovacuum
+    session.execute(text("ANALYZE"))
     logins = [(email, DEMO_PASSWORD, role) for email, (_, role) in users.items()]
     return DemoSummary(agency_id=agency_id, sub_account_ids=sub_accounts, logins=logins, counts=dict(ctx.counts))
 

@@ -1,0 +1,370 @@
+"""Writing inbound texts, a batch at a time (see `channels.group_commit`): for every text of the batch, in ONE
+transaction, the contact is matched by phone or created, the conversation found or opened (with the channel's
+AI agent), the message stored once per MessageSid, its analytics event, workflow triggers and outbound
+webhooks written, and its agent turn put in the outbox (or the opt-out / opt-in / help keyword answered). The
+realtime events and the hand-off of the turns to workers follow the commit.
+
+Set-based: a handful of statements for the whole batch, whatever its size, sent straight through psycopg with
+every column as one binary array (`INSERT ... SELECT FROM unnest(...)`): at hundreds of texts a second, the
+per-row statements and the per-value text quoting of a row-at-a-time write are what the time goes on. The
+transaction is scoped to each sub-account of the batch in turn (row-level security), and every statement
+names the sub-account as well."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from sqlalchemy.orm import Session
+
+from channels import inbound, outbound, realtime
+from models.conversations import Channel, Conversation, Message
+from models.crm import Contact
+from models.db import TenantScope, after_commit, apply_scope, tenant_session
+from models.tenancy import SubAccount
+from services import crm
+
+log = logging.getLogger("leadpilot.sms")
+PREPARE = os.environ.get("LP_PREPARE") == "1" or None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What the webhook stored."""
+
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    created: bool  # False: a retry of a message already stored
+    keyword: str | None  # opt_out / opt_in / help, handled here instead of by the agent
+    agency_id: uuid.UUID | None = None
+    sub_account_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Text:
+    """One verified inbound text, waiting to be written."""
+
+    channel: Channel
+    agency_id: uuid.UUID
+    sid: str
+    phone: str  # the sender in E.164
+    form: dict[str, str]
+    keyword: str | None
+    arrived: datetime
+
+    @property
+    def key(self) -> str:
+        return f"twilio:{self.sid}"
+
+
+def write(texts: list[Text]) -> list[Inbound | Exception]:
+    """Store a batch of verified texts in one transaction; one result (or exception) per text, in order. Should
+    the batch fail, each text is tried alone, so a bad one fails only itself."""
+    try:
+        return _write(texts)
+    except Exception as exc:
+        if len(texts) == 1:
+            return [exc]
+        log.warning("inbound SMS batch of %d failed (%s); writing its texts one by one", len(texts), exc)
+        out: list[Inbound | Exception] = []
+        for text in texts:
+            try:
+                out.extend(_write([text]))
+            except Exception as alone:
+                out.append(alone)
+        return out
+
+
+@dataclass
+class _Written:
+    """What a batch hands on after its commit."""
+
+    events: list[tuple[list[str], dict[str, Any]]] = field(default_factory=list)
+    turns: list[tuple[float, list[str]]] = field(default_factory=list)  # (delay, task args)
+
+    def hand_over(self) -> None:
+        realtime.publish_many(self.events)
+        from workers.tasks import agent_turn_event, agent_turn_events
+
+        for delay, group in itertools.groupby(sorted(self.turns, key=lambda t: t[0]), key=lambda t: t[0]):
+            turns = [args for _, args in group]
+            if len(turns) == 1:
+                agent_turn_event.apply_async(args=turns[0], countdown=delay or None)
+            else:  # one broker message for the batch; the worker hands each turn on by itself
+                agent_turn_events.apply_async(args=[turns], countdown=delay or None)
+
+
+def _write(texts: list[Text]) -> list[Inbound | Exception]:
+    results: list[Inbound | Exception | None] = [None] * len(texts)
+    groups: dict[tuple[uuid.UUID, uuid.UUID], list[int]] = {}
+    for i, text in enumerate(texts):
+        groups.setdefault((text.agency_id, text.channel.sub_account_id), []).append(i)
+    written = _Written()
+    first = next(iter(groups))
+    with tenant_session(TenantScope(agency_id=first[0], sub_account_id=first[1])) as session:
+        for (agency_id, sub_account_id), indices in groups.items():
+            if (agency_id, sub_account_id) != first:  # the transaction now acts for this sub-account only
+                apply_scope(session, TenantScope(agency_id=agency_id, sub_account_id=sub_account_id))
+            _Batch(session, agency_id, sub_account_id).write([(i, texts[i]) for i in indices], results, written)
+        after_commit(session, written.hand_over)
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
+
+
+def _uuids(count: int) -> list[uuid.UUID]:
+    """`count` random (version 4) uuids from one read of the system's random source."""
+    pool = os.urandom(16 * count)
+    return [uuid.UUID(bytes=pool[i:i + 16], version=4) for i in range(0, 16 * count, 16)]
+
+
+def _pair_key(channel_id: uuid.UUID, contact_id: uuid.UUID) -> int:
+    return int.from_bytes(hashlib.blake2b(channel_id.bytes + contact_id.bytes, digest_size=8).digest(), "big",
+                          signed=True)
+
+
+# %(name)b: the value goes in binary (a list as one binary array), nothing to quote or parse
+# one probe of the (sub-account, phone) unique index per phone
+CONTACTS_BY_PHONE = (
+    "SELECT u.phone, c.id FROM unnest(%(phones)b::varchar[]) AS u(phone) CROSS JOIN LATERAL "
+    "(SELECT id FROM contacts WHERE sub_account_id = %(sub)b AND phone = u.phone AND deleted_at IS NULL) AS c")
+NEW_CONTACTS = (
+    "INSERT INTO contacts (id, sub_account_id, agency_id, phone, source, initial_contact_date) "
+    "SELECT u.id, %(sub)b, %(agency)b, u.phone, 'sms', %(now)b "
+    "FROM unnest(%(ids)b::uuid[], %(phones)b::varchar[]) AS u(id, phone) "
+    "ON CONFLICT DO NOTHING RETURNING phone, id")
+# each (channel, contact)'s latest conversation, one index probe apiece
+LATEST_CONVERSATIONS = (
+    "SELECT u.channel_id, u.contact_id, c.id FROM unnest(%(channels)b::uuid[], %(contacts)b::uuid[]) "
+    "AS u(channel_id, contact_id) CROSS JOIN LATERAL (SELECT id FROM conversations WHERE sub_account_id = %(sub)b "
+    "AND contact_id = u.contact_id AND channel_id = u.channel_id AND deleted_at IS NULL "
+    "ORDER BY created_at DESC LIMIT 1) AS c")
+# one advisory lock per (channel, contact) about to get its first conversation, taken in key order (no
+# deadlock): two batches in two processes never both open one
+LOCK_PAIRS = "SELECT pg_advisory_xact_lock(k) FROM unnest(%(keys)b::bigint[]) AS k"
+NEW_CONVERSATIONS = (
+    "INSERT INTO conversations (id, sub_account_id, channel_id, contact_id) "
+    "SELECT u.id, %(sub)b, u.channel_id, u.contact_id "
+    "FROM unnest(%(ids)b::uuid[], %(channels)b::uuid[], %(contacts)b::uuid[]) AS u(id, channel_id, contact_id)")
+NEW_AI_CONFIGS = (
+    "INSERT INTO conversation_ai_configs (sub_account_id, conversation_id, ai_agent_id, mode) "
+    "SELECT %(sub)b, u.id, %(agent)b, %(mode)b FROM unnest(%(ids)b::uuid[]) AS u(id)")
+NEW_MESSAGES = (
+    "INSERT INTO messages (id, sub_account_id, conversation_id, channel_id, contact_id, direction, sender_type, "
+    "sender_id, body, status, provider_message_id, idempotency_key, attachments, metadata, created_at) "
+    "SELECT u.id, %(sub)b, u.conversation_id, u.channel_id, u.contact_id, 'inbound', 'contact', u.contact_id, "
+    "u.body, 'received', u.sid, u.key, u.attachments, u.metadata, u.created_at "
+    "FROM unnest(%(ids)b::uuid[], %(conversations)b::uuid[], %(channels)b::uuid[], %(contacts)b::uuid[], "
+    "%(bodies)b::text[], %(sids)b::varchar[], %(keys)b::varchar[], %(attachments)b::jsonb[], "
+    "%(metadata)b::jsonb[], %(created)b::timestamptz[]) "
+    "AS u(id, conversation_id, channel_id, contact_id, body, sid, key, attachments, metadata, created_at) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key")
+MESSAGES_BY_KEY = (
+    "SELECT idempotency_key, id, conversation_id FROM messages WHERE sub_account_id = %(sub)b "
+    "AND idempotency_key = ANY(%(keys)b::varchar[])")
+# rows locked in id order first, so two batches touching the same conversations never deadlock; a
+# conversation a person had resolved opens again (`REOPEN`, for those only: an audited change of state)
+TOUCH_CONVERSATIONS = (
+    "WITH locked AS (SELECT id FROM conversations WHERE sub_account_id = %(sub)b AND id = ANY(%(ids)b::uuid[]) "
+    "ORDER BY id FOR NO KEY UPDATE) "
+    "UPDATE conversations AS c SET last_message_at = v.at, last_inbound_at = v.at, "
+    "unread_count = c.unread_count + v.n "
+    "FROM locked JOIN unnest(%(ids)b::uuid[], %(ats)b::timestamptz[], %(ns)b::int[]) AS v(id, at, n) "
+    "ON v.id = locked.id WHERE c.id = v.id RETURNING c.id, c.status")
+REOPEN = ("UPDATE conversations SET status = 'open', resolved_at = NULL WHERE sub_account_id = %(sub)b "
+          "AND id = ANY(%(ids)b::uuid[]) AND status = 'resolved'")
+NEW_EVENTS = (
+    "INSERT INTO analytics_events (sub_account_id, contact_id, event_name, event_category, properties) "
+    "SELECT %(sub)b, u.contact_id, 'message_received', %(category)b, u.properties "
+    "FROM unnest(%(contacts)b::uuid[], %(properties)b::jsonb[]) AS u(contact_id, properties)")
+NEW_TURNS = (
+    "INSERT INTO outbox_events (id, sub_account_id, topic, aggregate_type, aggregate_id, payload, dedupe_key, "
+    "status, attempts, available_at, dispatched_at) "
+    "SELECT u.id, %(sub)b, 'agent.turn', 'message', u.message_id, u.payload, 'agent.turn:' || u.message_id, "
+    "'dispatched', 1, u.available_at, %(now)b "
+    "FROM unnest(%(ids)b::uuid[], %(messages)b::uuid[], %(payloads)b::jsonb[], %(available)b::timestamptz[]) "
+    "AS u(id, message_id, payload, available_at)")
+
+
+class _Batch:
+    """The texts of one sub-account within a batch's transaction."""
+
+    def __init__(self, session: Session, agency_id: uuid.UUID, sub_account_id: uuid.UUID) -> None:
+        self.session, self.agency_id, self.sub_account_id = session, agency_id, sub_account_id
+        self.now = datetime.now(UTC)
+
+    def run(self, sql: str, **params: Any) -> list[Any]:
+        """One statement on the session's connection, in its transaction (prepared after a few runs)."""
+        cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor:
+            cursor.execute(sql, {"sub": self.sub_account_id, **params}, prepare=PREPARE)
+            return cursor.fetchall() if cursor.description is not None else []
+
+    def write(self, entries: list[tuple[int, Text]], results: list[Inbound | Exception | None],
+              written: _Written) -> None:
+        contacts, created = self.contacts(sorted({text.phone for _, text in entries}))
+        pairs = sorted({(text.channel.id, contacts[text.phone]) for _, text in entries})
+        conversations = self.conversations(pairs, created)
+
+        firsts: dict[str, tuple[int, Text]] = {}  # a text posted twice in one batch is stored once
+        for i, text in entries:
+            firsts.setdefault(text.key, (i, text))
+        keys = sorted(firsts)  # key order: two batches racing on a retried MessageSid never deadlock
+        rows: list[dict[str, Any]] = []
+        for message_id, key in zip(_uuids(len(keys)), keys, strict=True):
+            text = firsts[key][1]
+            contact_id = contacts[text.phone]
+            form = text.form
+            media = [{"url": form[f"MediaUrl{n}"], "content_type": form.get(f"MediaContentType{n}")}
+                     for n in range(int(form.get("NumMedia", "0") or 0)) if f"MediaUrl{n}" in form]
+            rows.append({"id": message_id, "conversation_id": conversations[(text.channel.id, contact_id)],
+                         "channel_id": text.channel.id, "contact_id": contact_id, "body": form.get("Body", ""),
+                         "sid": text.sid, "key": key, "attachments": media,
+                         "metadata": {"from": form.get("From", ""), "to": form.get("To", "")},
+                         "created_at": text.arrived, "text": text})
+        stored = {key for (key,) in self.run(
+            NEW_MESSAGES, ids=[r["id"] for r in rows], conversations=[r["conversation_id"] for r in rows],
+            channels=[r["channel_id"] for r in rows], contacts=[r["contact_id"] for r in rows],
+            bodies=[r["body"] for r in rows], sids=[r["sid"] for r in rows], keys=keys,
+            attachments=[Jsonb(r["attachments"]) for r in rows], metadata=[Jsonb(r["metadata"]) for r in rows],
+            created=[r["created_at"] for r in rows])}
+        retried = [key for key in keys if key not in stored]
+        earlier: dict[str, tuple[uuid.UUID, uuid.UUID]] = {
+            key: (message_id, conversation_id) for key, message_id, conversation_id
+            in self.run(MESSAGES_BY_KEY, keys=retried)} if retried else {}
+        new = [row for row in rows if row["key"] in stored]
+        by_key = {row["key"]: row for row in new}
+        for i, text in entries:
+            row = by_key.get(text.key)
+            if row is None or firsts[text.key][0] != i:  # a retry: of a stored message, or of one in this batch
+                message_id, conversation_id = (row["id"], row["conversation_id"]) if row else earlier[text.key]
+                results[i] = Inbound(message_id, conversation_id, False, text.keyword)
+            else:
+                results[i] = Inbound(row["id"], row["conversation_id"], True, text.keyword, self.agency_id,
+                                     self.sub_account_id)
+        if new:
+            self.after_store(new, written)
+
+    def contacts(self, phones: list[str]) -> tuple[dict[str, uuid.UUID], set[uuid.UUID]]:
+        """Each phone's live contact, created (source "sms") when new; and which were created here."""
+        found: dict[str, uuid.UUID] = dict(self.run(CONTACTS_BY_PHONE, phones=phones))
+        missing = [phone for phone in phones if phone not in found]
+        created: set[uuid.UUID] = set()
+        if not missing:
+            return found, created
+        for phone, contact_id in self.run(NEW_CONTACTS, agency=self.agency_id, now=self.now,
+                                          ids=_uuids(len(missing)), phones=missing):
+            found[phone] = contact_id
+            created.add(contact_id)
+        raced = [phone for phone in missing if phone not in found]
+        if raced:  # another batch created them meanwhile (its commit is what let our insert go on)
+            found.update(dict(self.run(CONTACTS_BY_PHONE, phones=raced)))
+        if created:
+            from services import webhooks, workflows
+
+            new = [(contact_id, phone) for phone, contact_id in found.items() if contact_id in created]
+            webhooks.emit_many(self.session, self.sub_account_id, "contact.created", [
+                {"contact_id": str(contact_id), "first_name": None, "last_name": None, "email": None,
+                 "phone": phone, "source": "sms"} for contact_id, phone in new])
+            workflows.fire_many(self.session, self.sub_account_id, "contact_created",
+                                [(contact_id, {"source": "sms"}) for contact_id, _ in new])
+        return found, created
+
+    def conversations(self, pairs: list[tuple[uuid.UUID, uuid.UUID]], created: set[uuid.UUID]
+                      ) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
+        """The latest conversation of each (channel, contact), opened with the channel's AI agent when there is
+        none (a contact created in this transaction has none to look for)."""
+
+        def latest(among: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
+            rows = self.run(LATEST_CONVERSATIONS, channels=[p[0] for p in among], contacts=[p[1] for p in among])
+            return {(channel_id, contact_id): conversation_id for channel_id, contact_id, conversation_id in rows}
+
+        known = [pair for pair in pairs if pair[1] not in created]
+        found = latest(known) if known else {}
+        unopened = [pair for pair in known if pair not in found]
+        if unopened:
+            self.run(LOCK_PAIRS, keys=sorted({_pair_key(*pair) for pair in unopened}))
+            found.update(latest(unopened))
+        to_open = [pair for pair in pairs if pair not in found]
+        if not to_open:
+            return found
+        ids = _uuids(len(to_open))
+        self.run(NEW_CONVERSATIONS, ids=ids, channels=[p[0] for p in to_open], contacts=[p[1] for p in to_open])
+        found.update(zip(to_open, ids, strict=True))
+        agent = inbound.agent_for(self.session, "sms")
+        if agent is not None:
+            self.run(NEW_AI_CONFIGS, agent=agent[0].id, mode=agent[1], ids=ids)
+        return found
+
+    def after_store(self, new: list[dict[str, Any]], written: _Written) -> None:
+        """Everything a newly stored message brings about, for the whole batch at once."""
+        from services import analytics, webhooks, workflows
+
+        session, sub_account_id = self.session, self.sub_account_id
+        touched: dict[uuid.UUID, tuple[datetime, int]] = {}
+        for row in new:
+            at, count = touched.get(row["conversation_id"], (row["created_at"], 0))
+            touched[row["conversation_id"]] = (max(at, row["created_at"]), count + 1)
+        ids = sorted(touched)
+        statuses = self.run(TOUCH_CONVERSATIONS, ids=ids, ats=[touched[i][0] for i in ids],
+                            ns=[touched[i][1] for i in ids])
+        resolved = [conversation_id for conversation_id, status in statuses if status == "resolved"]
+        if resolved:
+            self.run(REOPEN, ids=resolved)
+        self.run(NEW_EVENTS, category=analytics.CATEGORIES["message_received"],
+                 contacts=[row["contact_id"] for row in new],
+                 properties=[Jsonb({"conversation_id": str(row["conversation_id"]), "message_id": str(row["id"]),
+                                    "channel_id": str(row["channel_id"])}) for row in new])
+        workflows.fire_many(session, sub_account_id, "inbound_message",
+                            [(row["contact_id"], {"channel_id": str(row["channel_id"])}) for row in new])
+        webhooks.emit_many(session, sub_account_id, "message.received", [
+            {"message_id": str(row["id"]), "conversation_id": str(row["conversation_id"]),
+             "contact_id": str(row["contact_id"]), "body": row["body"], "channel_id": str(row["channel_id"])}
+            for row in new])
+        turns = [row for row in new if not row["text"].keyword]
+        for row in new:
+            written.events.append(([realtime.sub_channel(sub_account_id), realtime.conversation_channel(
+                row["conversation_id"])], {"type": "message.created", "message": realtime.payload(
+                    id=row["id"], conversation_id=row["conversation_id"], direction="inbound",
+                    sender_type="contact", content_type="text", body=row["body"], subject=None, status="received",
+                    attachments=row["attachments"], created_at=row["created_at"])}))
+            if row["text"].keyword:
+                keyword_reply(session, session.get_one(Conversation, row["conversation_id"]),
+                              session.get_one(Contact, row["contact_id"]), row["text"].keyword, row["text"].sid)
+        if not turns:
+            return
+        event_ids = _uuids(len(turns))
+        delays = [inbound.reply_delay(row["text"].channel) for row in turns]
+        self.run(NEW_TURNS, now=self.now, ids=event_ids, messages=[row["id"] for row in turns],
+                 payloads=[Jsonb({"conversation_id": str(row["conversation_id"]), "message_id": str(row["id"])})
+                           for row in turns],
+                 available=[row["created_at"] + timedelta(seconds=delay) for row, delay in zip(turns, delays,
+                                                                                               strict=True)])
+        written.turns.extend((delay, [str(event_id), str(self.agency_id), str(sub_account_id)])
+                             for event_id, delay in zip(event_ids, delays, strict=True))
+
+
+def keyword_reply(session: Session, conversation: Conversation, contact: Contact, keyword: str, sid: str) -> None:
+    """The carrier keywords' answer, sent as the business (urgent: quiet hours do not hold it)."""
+    sub = session.get_one(SubAccount, conversation.sub_account_id)
+    if keyword == "opt_out":
+        crm.set_dnd(session=session, contact_id=contact.id, channel="sms", enabled=True, reason="STOP")
+        text = f"You're unsubscribed from {sub.name} and won't get more messages. Reply START to resubscribe."
+    elif keyword == "opt_in":
+        crm.set_dnd(session=session, contact_id=contact.id, channel="sms", enabled=False)
+        text = f"You're subscribed to {sub.name} again. Reply STOP to unsubscribe."
+    else:
+        text = (sub.settings or {}).get("help_text") or (f"{sub.name}: reply to this number to reach us, or call "
+                                                        f"{sub.phone or 'us'}. Reply STOP to unsubscribe.")
+    reply = Message(sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
+                    channel_id=conversation.channel_id, contact_id=contact.id, direction="outbound",
+                    sender_type="system", body=text, status="queued", idempotency_key=f"twilio-keyword:{sid}",
+                    metadata_={"keyword": keyword, "urgent": True})
+    session.add(reply)
+    outbound.queue_send(session, reply)
