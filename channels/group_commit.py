@@ -4,8 +4,10 @@ committed; what it saves is the per-request transaction (and the per-request rou
 write), which caps a one-transaction-per-webhook design well below what the HTTP server can take.
 
 Nobody waits for a batch to fill: whoever finds the writer idle is written at once (alone, when the server is
-quiet), and whatever arrives meanwhile goes in together next. Writing happens on one thread per process, off
-the event loop."""
+quiet), and whatever arrives meanwhile goes in together next, after `linger_s`: under load, the requests
+answered by one batch come back a moment later, and without that pause the next batch would leave without them
+(two half batches taking turns instead of one full one). Writing happens off the event loop, on `writers`
+threads per process: with more than one, a batch is written while another waits on its commit."""
 
 from __future__ import annotations
 
@@ -24,23 +26,25 @@ R = TypeVar("R")
 @dataclass
 class _Queue:
     waiting: list[tuple[Any, asyncio.Future[Any]]] = field(default_factory=list)
-    writing: asyncio.Task[None] | None = None
+    writing: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class GroupCommit(Generic[T, R]):
     """`await submit(item)` returns `write([...])`'s result for the item (or raises its exception).
 
     `write(items)` gets every item waiting (at most `max_batch`) and returns one result or exception per item,
-    in order; it runs on this committer's own thread, one batch at a time per process."""
+    in order; it runs on this committer's own threads, at most `writers` batches at a time per process."""
 
-    def __init__(self, name: str, write: Callable[[list[T]], list[R | Exception]], *, max_batch: int = 256) -> None:
-        self.name, self._write, self.max_batch = name, write, max_batch
+    def __init__(self, name: str, write: Callable[[list[T]], list[R | Exception]], *, max_batch: int = 256,
+                 writers: int = 1, linger_s: float = 0.0) -> None:
+        self.name, self._write, self.max_batch, self.writers = name, write, max_batch, writers
+        self.linger_s = float(os.environ.get("LP_GROUP_COMMIT_LINGER_S", linger_s))
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = weakref.WeakKeyDictionary()
         self._executor: tuple[int, ThreadPoolExecutor] | None = None
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._executor is None or self._executor[0] != os.getpid():  # a forked server process gets its own
-            self._executor = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix=self.name))
+            self._executor = (os.getpid(), ThreadPoolExecutor(self.writers, thread_name_prefix=self.name))
         return self._executor[1]
 
     async def submit(self, item: T) -> R:
@@ -50,13 +54,15 @@ class GroupCommit(Generic[T, R]):
             queue = self._queues[loop] = _Queue()
         future: asyncio.Future[R] = loop.create_future()
         queue.waiting.append((item, future))
-        if queue.writing is None:
-            queue.writing = loop.create_task(self._drain(loop, queue))
+        if len(queue.writing) < self.writers:
+            queue.writing.add(loop.create_task(self._drain(loop, queue)))
         return await future
 
     async def _drain(self, loop: asyncio.AbstractEventLoop, queue: _Queue) -> None:
         try:
             while queue.waiting:
+                if self.linger_s:  # the clients just answered are sending their next request: take them too
+                    await asyncio.sleep(self.linger_s)
                 batch = queue.waiting[:self.max_batch]
                 del queue.waiting[:len(batch)]
                 try:
@@ -72,4 +78,6 @@ class GroupCommit(Generic[T, R]):
                     else:
                         future.set_result(result)
         finally:
-            queue.writing = None
+            task = asyncio.current_task()
+            if task is not None:
+                queue.writing.discard(task)

@@ -102,7 +102,7 @@ def receive(url: str, form: dict[str, str], signature: str | None) -> Inbound:
     return result
 
 
-_committer: GroupCommit[Text, Inbound] = GroupCommit("sms-ingest", write)
+_committer: GroupCommit[Text, Inbound] = GroupCommit("sms-ingest", write, linger_s=0.004)
 
 
 async def receive_async(url: str, form: dict[str, str], signature: str | None) -> Inbound:

@@ -18,7 +18,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -29,10 +29,10 @@ from models.conversations import Channel, Conversation, Message
 from models.crm import Contact
 from models.db import TenantScope, after_commit, apply_scope, tenant_session
 from models.tenancy import SubAccount
-from services import crm
+from services import analytics, crm
 
 log = logging.getLogger("leadpilot.sms")
-PREPARE = os.environ.get("LP_PREPARE") == "1" or None
+CATEGORY = analytics.CATEGORIES["message_received"]
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,13 @@ NEW_CONTACTS = (
     "SELECT u.id, %(sub)b, %(agency)b, u.phone, 'sms', %(now)b "
     "FROM unnest(%(ids)b::uuid[], %(phones)b::varchar[]) AS u(id, phone) "
     "ON CONFLICT DO NOTHING RETURNING phone, id")
-# each (channel, contact)'s latest conversation, one index probe apiece
+# each (channel, contact)'s latest conversation, one index probe apiece, locked (in the order of the pairs, so
+# two batches never deadlock) for the counters this transaction moves
 LATEST_CONVERSATIONS = (
     "SELECT u.channel_id, u.contact_id, c.id FROM unnest(%(channels)b::uuid[], %(contacts)b::uuid[]) "
     "AS u(channel_id, contact_id) CROSS JOIN LATERAL (SELECT id FROM conversations WHERE sub_account_id = %(sub)b "
     "AND contact_id = u.contact_id AND channel_id = u.channel_id AND deleted_at IS NULL "
-    "ORDER BY created_at DESC LIMIT 1) AS c")
+    "ORDER BY created_at DESC LIMIT 1 FOR NO KEY UPDATE) AS c")
 # one advisory lock per (channel, contact) about to get its first conversation, taken in key order (no
 # deadlock): two batches in two processes never both open one
 LOCK_PAIRS = "SELECT pg_advisory_xact_lock(k) FROM unnest(%(keys)b::bigint[]) AS k"
@@ -155,41 +156,39 @@ NEW_CONVERSATIONS = (
 NEW_AI_CONFIGS = (
     "INSERT INTO conversation_ai_configs (sub_account_id, conversation_id, ai_agent_id, mode) "
     "SELECT %(sub)b, u.id, %(agent)b, %(mode)b FROM unnest(%(ids)b::uuid[]) AS u(id)")
-NEW_MESSAGES = (
-    "INSERT INTO messages (id, sub_account_id, conversation_id, channel_id, contact_id, direction, sender_type, "
-    "sender_id, body, status, provider_message_id, idempotency_key, attachments, metadata, created_at) "
-    "SELECT u.id, %(sub)b, u.conversation_id, u.channel_id, u.contact_id, 'inbound', 'contact', u.contact_id, "
-    "u.body, 'received', u.sid, u.key, u.attachments, u.metadata, u.created_at "
-    "FROM unnest(%(ids)b::uuid[], %(conversations)b::uuid[], %(channels)b::uuid[], %(contacts)b::uuid[], "
-    "%(bodies)b::text[], %(sids)b::varchar[], %(keys)b::varchar[], %(attachments)b::jsonb[], "
-    "%(metadata)b::jsonb[], %(created)b::timestamptz[]) "
-    "AS u(id, conversation_id, channel_id, contact_id, body, sid, key, attachments, metadata, created_at) "
-    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key")
+# the messages (once per idempotency key), and for those stored now: their analytics events, their agent turns
+# in the outbox (not for keywords) and their conversations' counters; returns the messages stored and the
+# conversations that were resolved (to open again)
+STORE = (
+    "WITH u AS (SELECT * FROM unnest(%(ids)b::uuid[], %(conversations)b::uuid[], %(channels)b::uuid[], "
+    "%(contacts)b::uuid[], %(bodies)b::text[], %(sids)b::varchar[], %(keys)b::varchar[], "
+    "%(attachments)b::jsonb[], %(froms)b::text[], %(tos)b::text[], %(created)b::timestamptz[], "
+    "%(turns)b::uuid[], %(delays)b::float8[]) AS u(id, conversation_id, channel_id, contact_id, body, sid, key, "
+    "attachments, sender, receiver, created_at, turn_id, delay)), "
+    "m AS (INSERT INTO messages (id, sub_account_id, conversation_id, channel_id, contact_id, direction, "
+    "sender_type, sender_id, body, status, provider_message_id, idempotency_key, attachments, metadata, "
+    "created_at) SELECT u.id, %(sub)b, u.conversation_id, u.channel_id, u.contact_id, 'inbound', 'contact', "
+    "u.contact_id, u.body, 'received', u.sid, u.key, u.attachments, "
+    "jsonb_build_object('from', u.sender, 'to', u.receiver), u.created_at FROM u "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, conversation_id, channel_id, contact_id, created_at), "
+    "e AS (INSERT INTO analytics_events (sub_account_id, contact_id, event_name, event_category, properties) "
+    "SELECT %(sub)b, m.contact_id, 'message_received', %(category)b, jsonb_build_object('conversation_id', "
+    "m.conversation_id, 'message_id', m.id, 'channel_id', m.channel_id) FROM m), "
+    "o AS (INSERT INTO outbox_events (id, sub_account_id, topic, aggregate_type, aggregate_id, payload, "
+    "dedupe_key, status, attempts, available_at, dispatched_at) SELECT u.turn_id, %(sub)b, 'agent.turn', "
+    "'message', m.id, jsonb_build_object('conversation_id', m.conversation_id, 'message_id', m.id), "
+    "'agent.turn:' || m.id, 'dispatched', 1, m.created_at + make_interval(secs => u.delay), %(now)b "
+    "FROM m JOIN u ON u.id = m.id WHERE u.turn_id IS NOT NULL), "
+    "t AS (UPDATE conversations AS c SET last_message_at = v.at, last_inbound_at = v.at, "
+    "unread_count = c.unread_count + v.n FROM (SELECT conversation_id, max(created_at) AS at, count(*)::int AS n "
+    "FROM m GROUP BY conversation_id) AS v WHERE c.id = v.conversation_id AND c.sub_account_id = %(sub)b "
+    "RETURNING c.id, c.status) "
+    "SELECT 'stored', id FROM m UNION ALL SELECT 'resolved', id FROM t WHERE status = 'resolved'")
 MESSAGES_BY_KEY = (
     "SELECT idempotency_key, id, conversation_id FROM messages WHERE sub_account_id = %(sub)b "
     "AND idempotency_key = ANY(%(keys)b::varchar[])")
-# rows locked in id order first, so two batches touching the same conversations never deadlock; a
-# conversation a person had resolved opens again (`REOPEN`, for those only: an audited change of state)
-TOUCH_CONVERSATIONS = (
-    "WITH locked AS (SELECT id FROM conversations WHERE sub_account_id = %(sub)b AND id = ANY(%(ids)b::uuid[]) "
-    "ORDER BY id FOR NO KEY UPDATE) "
-    "UPDATE conversations AS c SET last_message_at = v.at, last_inbound_at = v.at, "
-    "unread_count = c.unread_count + v.n "
-    "FROM locked JOIN unnest(%(ids)b::uuid[], %(ats)b::timestamptz[], %(ns)b::int[]) AS v(id, at, n) "
-    "ON v.id = locked.id WHERE c.id = v.id RETURNING c.id, c.status")
 REOPEN = ("UPDATE conversations SET status = 'open', resolved_at = NULL WHERE sub_account_id = %(sub)b "
           "AND id = ANY(%(ids)b::uuid[]) AND status = 'resolved'")
-NEW_EVENTS = (
-    "INSERT INTO analytics_events (sub_account_id, contact_id, event_name, event_category, properties) "
-    "SELECT %(sub)b, u.contact_id, 'message_received', %(category)b, u.properties "
-    "FROM unnest(%(contacts)b::uuid[], %(properties)b::jsonb[]) AS u(contact_id, properties)")
-NEW_TURNS = (
-    "INSERT INTO outbox_events (id, sub_account_id, topic, aggregate_type, aggregate_id, payload, dedupe_key, "
-    "status, attempts, available_at, dispatched_at) "
-    "SELECT u.id, %(sub)b, 'agent.turn', 'message', u.message_id, u.payload, 'agent.turn:' || u.message_id, "
-    "'dispatched', 1, u.available_at, %(now)b "
-    "FROM unnest(%(ids)b::uuid[], %(messages)b::uuid[], %(payloads)b::jsonb[], %(available)b::timestamptz[]) "
-    "AS u(id, message_id, payload, available_at)")
 
 
 class _Batch:
@@ -198,12 +197,12 @@ class _Batch:
     def __init__(self, session: Session, agency_id: uuid.UUID, sub_account_id: uuid.UUID) -> None:
         self.session, self.agency_id, self.sub_account_id = session, agency_id, sub_account_id
         self.now = datetime.now(UTC)
+        self.connection = session.connection().connection.driver_connection  # psycopg's, in the transaction
 
     def run(self, sql: str, **params: Any) -> list[Any]:
         """One statement on the session's connection, in its transaction (prepared after a few runs)."""
-        cursor = self.session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor:
-            cursor.execute(sql, {"sub": self.sub_account_id, **params}, prepare=PREPARE)
+        with self.connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(sql, {"sub": self.sub_account_id, **params})
             return cursor.fetchall() if cursor.description is not None else []
 
     def write(self, entries: list[tuple[int, Text]], results: list[Inbound | Exception | None],
@@ -228,12 +227,24 @@ class _Batch:
                          "sid": text.sid, "key": key, "attachments": media,
                          "metadata": {"from": form.get("From", ""), "to": form.get("To", "")},
                          "created_at": text.arrived, "text": text})
-        stored = {key for (key,) in self.run(
-            NEW_MESSAGES, ids=[r["id"] for r in rows], conversations=[r["conversation_id"] for r in rows],
-            channels=[r["channel_id"] for r in rows], contacts=[r["contact_id"] for r in rows],
-            bodies=[r["body"] for r in rows], sids=[r["sid"] for r in rows], keys=keys,
-            attachments=[Jsonb(r["attachments"]) for r in rows], metadata=[Jsonb(r["metadata"]) for r in rows],
-            created=[r["created_at"] for r in rows])}
+        turns = _uuids(len(rows))
+        delays = [0.0 if row["text"].keyword else inbound.reply_delay(row["text"].channel) for row in rows]
+        returned = self.run(
+            STORE, now=self.now, category=CATEGORY, ids=[r["id"] for r in rows],
+            conversations=[r["conversation_id"] for r in rows], channels=[r["channel_id"] for r in rows],
+            contacts=[r["contact_id"] for r in rows], bodies=[r["body"] for r in rows],
+            sids=[r["sid"] for r in rows], keys=keys, attachments=[Jsonb(r["attachments"]) for r in rows],
+            froms=[r["text"].form.get("From", "") for r in rows], tos=[r["text"].form.get("To", "") for r in rows],
+            created=[r["created_at"] for r in rows],
+            turns=[None if row["text"].keyword else turn for row, turn in zip(rows, turns, strict=True)],
+            delays=delays)
+        stored_ids = {row_id for kind, row_id in returned if kind == "stored"}
+        resolved = [row_id for kind, row_id in returned if kind == "resolved"]
+        if resolved:  # a conversation a person had resolved opens again (an audited change of state)
+            self.run(REOPEN, ids=resolved)
+        for row, turn, delay in zip(rows, turns, delays, strict=True):
+            row["turn"] = None if row["text"].keyword else (turn, delay)
+        stored = {row["key"] for row in rows if row["id"] in stored_ids}
         retried = [key for key in keys if key not in stored]
         earlier: dict[str, tuple[uuid.UUID, uuid.UUID]] = {
             key: (message_id, conversation_id) for key, message_id, conversation_id
@@ -241,12 +252,12 @@ class _Batch:
         new = [row for row in rows if row["key"] in stored]
         by_key = {row["key"]: row for row in new}
         for i, text in entries:
-            row = by_key.get(text.key)
-            if row is None or firsts[text.key][0] != i:  # a retry: of a stored message, or of one in this batch
-                message_id, conversation_id = (row["id"], row["conversation_id"]) if row else earlier[text.key]
+            mine = by_key.get(text.key)
+            if mine is None or firsts[text.key][0] != i:  # a retry: of a stored message, or of one in this batch
+                message_id, conversation_id = (mine["id"], mine["conversation_id"]) if mine else earlier[text.key]
                 results[i] = Inbound(message_id, conversation_id, False, text.keyword)
             else:
-                results[i] = Inbound(row["id"], row["conversation_id"], True, text.keyword, self.agency_id,
+                results[i] = Inbound(mine["id"], mine["conversation_id"], True, text.keyword, self.agency_id,
                                      self.sub_account_id)
         if new:
             self.after_store(new, written)
@@ -303,51 +314,29 @@ class _Batch:
         return found
 
     def after_store(self, new: list[dict[str, Any]], written: _Written) -> None:
-        """Everything a newly stored message brings about, for the whole batch at once."""
-        from services import analytics, webhooks, workflows
+        """What else newly stored messages bring about: workflows, outbound webhooks, keyword answers; the
+        realtime events and the turns' hand-off after the commit."""
+        from services import webhooks, workflows
 
         session, sub_account_id = self.session, self.sub_account_id
-        touched: dict[uuid.UUID, tuple[datetime, int]] = {}
-        for row in new:
-            at, count = touched.get(row["conversation_id"], (row["created_at"], 0))
-            touched[row["conversation_id"]] = (max(at, row["created_at"]), count + 1)
-        ids = sorted(touched)
-        statuses = self.run(TOUCH_CONVERSATIONS, ids=ids, ats=[touched[i][0] for i in ids],
-                            ns=[touched[i][1] for i in ids])
-        resolved = [conversation_id for conversation_id, status in statuses if status == "resolved"]
-        if resolved:
-            self.run(REOPEN, ids=resolved)
-        self.run(NEW_EVENTS, category=analytics.CATEGORIES["message_received"],
-                 contacts=[row["contact_id"] for row in new],
-                 properties=[Jsonb({"conversation_id": str(row["conversation_id"]), "message_id": str(row["id"]),
-                                    "channel_id": str(row["channel_id"])}) for row in new])
         workflows.fire_many(session, sub_account_id, "inbound_message",
                             [(row["contact_id"], {"channel_id": str(row["channel_id"])}) for row in new])
         webhooks.emit_many(session, sub_account_id, "message.received", [
             {"message_id": str(row["id"]), "conversation_id": str(row["conversation_id"]),
              "contact_id": str(row["contact_id"]), "body": row["body"], "channel_id": str(row["channel_id"])}
             for row in new])
-        turns = [row for row in new if not row["text"].keyword]
         for row in new:
             written.events.append(([realtime.sub_channel(sub_account_id), realtime.conversation_channel(
                 row["conversation_id"])], {"type": "message.created", "message": realtime.payload(
                     id=row["id"], conversation_id=row["conversation_id"], direction="inbound",
                     sender_type="contact", content_type="text", body=row["body"], subject=None, status="received",
                     attachments=row["attachments"], created_at=row["created_at"])}))
-            if row["text"].keyword:
+            if row["turn"] is not None:
+                turn, delay = row["turn"]
+                written.turns.append((delay, [str(turn), str(self.agency_id), str(sub_account_id)]))
+            else:
                 keyword_reply(session, session.get_one(Conversation, row["conversation_id"]),
                               session.get_one(Contact, row["contact_id"]), row["text"].keyword, row["text"].sid)
-        if not turns:
-            return
-        event_ids = _uuids(len(turns))
-        delays = [inbound.reply_delay(row["text"].channel) for row in turns]
-        self.run(NEW_TURNS, now=self.now, ids=event_ids, messages=[row["id"] for row in turns],
-                 payloads=[Jsonb({"conversation_id": str(row["conversation_id"]), "message_id": str(row["id"])})
-                           for row in turns],
-                 available=[row["created_at"] + timedelta(seconds=delay) for row, delay in zip(turns, delays,
-                                                                                               strict=True)])
-        written.turns.extend((delay, [str(event_id), str(self.agency_id), str(sub_account_id)])
-                             for event_id, delay in zip(event_ids, delays, strict=True))
 
 
 def keyword_reply(session: Session, conversation: Conversation, contact: Contact, keyword: str, sid: str) -> None:

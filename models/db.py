@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, make_url, select
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadpilot.infra import ensure_infra
@@ -44,13 +44,18 @@ class TenantScope:
         }
 
 
-def _scope_statement(scope: TenantScope) -> Any:
-    return select(*(func.set_config(k, v, True) for k, v in scope.settings().items()))
+# one constant statement (compiled once, prepared by the driver), run at the start of every tenant transaction
+_SCOPE = text("SELECT " + ", ".join(f"set_config('{key}', :v{i}, true)"
+                                    for i, key in enumerate(TenantScope(uuid.UUID(int=0)).settings())))
+
+
+def _scope_params(scope: TenantScope) -> dict[str, str]:
+    return {f"v{i}": value for i, value in enumerate(scope.settings().values())}
 
 
 def apply_scope(session: Session, scope: TenantScope) -> None:
     """Put `scope` on the session's current transaction (transaction-local, like SET LOCAL)."""
-    session.execute(_scope_statement(scope))
+    session.execute(_SCOPE, _scope_params(scope))
 
 
 def owner_url() -> str:
@@ -89,7 +94,7 @@ def get_app_engine() -> Engine:
 def _bind_scope_on_begin(session: Session, transaction: Any, connection: Any) -> None:
     scope = session.info.get(TENANT_KEY)
     if scope is not None and transaction.parent is None:
-        connection.execute(_scope_statement(scope))
+        connection.execute(_SCOPE, _scope_params(scope))
 
 
 event.listen(Session, "after_begin", _bind_scope_on_begin)
