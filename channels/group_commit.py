@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+SWITCH_INTERVAL_S = 0.0005
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -37,13 +39,17 @@ class GroupCommit(Generic[T, R]):
 
     def __init__(self, name: str, write: Callable[[list[T]], list[R | Exception]], *, max_batch: int = 256,
                  writers: int = 1, linger_s: float = 0.0) -> None:
-        self.name, self._write, self.max_batch, self.writers = name, write, max_batch, writers
+        self.name, self._write, self.max_batch = name, write, max_batch
+        self.writers = int(os.environ.get("LP_GROUP_COMMIT_WRITERS", writers))
         self.linger_s = float(os.environ.get("LP_GROUP_COMMIT_LINGER_S", linger_s))
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = weakref.WeakKeyDictionary()
         self._executor: tuple[int, ThreadPoolExecutor] | None = None
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._executor is None or self._executor[0] != os.getpid():  # a forked server process gets its own
+            # the writer waits on the database a few times per batch, and each time it wakes it needs the GIL
+            # back from the event loop: Python's default 5 ms switch interval stalled every round trip
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
             self._executor = (os.getpid(), ThreadPoolExecutor(self.writers, thread_name_prefix=self.name))
         return self._executor[1]
 

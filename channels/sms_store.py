@@ -19,15 +19,17 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from psycopg.types.json import Jsonb
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from channels import inbound, outbound, realtime
 from models.conversations import Channel, Conversation, Message
 from models.crm import Contact
-from models.db import TenantScope, after_commit, apply_scope, tenant_session
+from models.db import TenantScope, after_commit, app_url, apply_scope, tenant_session
 from models.tenancy import SubAccount
 from services import analytics, crm
 
@@ -108,7 +110,7 @@ def _write(texts: list[Text]) -> list[Inbound | Exception]:
         groups.setdefault((text.agency_id, text.channel.sub_account_id), []).append(i)
     written = _Written()
     first = next(iter(groups))
-    with tenant_session(TenantScope(agency_id=first[0], sub_account_id=first[1])) as session:
+    with tenant_session(TenantScope(agency_id=first[0], sub_account_id=first[1]), bind=_engine()) as session:
         for (agency_id, sub_account_id), indices in groups.items():
             if (agency_id, sub_account_id) != first:  # the transaction now acts for this sub-account only
                 apply_scope(session, TenantScope(agency_id=agency_id, sub_account_id=sub_account_id))
@@ -116,6 +118,14 @@ def _write(texts: list[Text]) -> list[Inbound | Exception]:
         after_commit(session, written.hand_over)
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
+
+
+@lru_cache
+def _engine() -> Engine:
+    """The writers' own connections (application role: row-level security applies), without the ping before
+    every checkout, a round trip per batch: a batch that meets a dead connection fails, and its texts are then
+    written one by one on fresh ones."""
+    return create_engine(app_url(), pool_size=2, max_overflow=2, pool_pre_ping=False)
 
 
 def _uuids(count: int) -> list[uuid.UUID]:
@@ -130,6 +140,15 @@ def _pair_key(channel_id: uuid.UUID, contact_id: uuid.UUID) -> int:
 
 
 # %(name)b: the value goes in binary (a list as one binary array), nothing to quote or parse
+# for each (channel, phone) of the batch: the phone's live contact and its latest conversation on the channel,
+# one index probe apiece; the conversations are locked (in the order of the pairs, so two batches never
+# deadlock) for the counters this transaction moves
+KNOWN = (
+    "SELECT u.phone, u.channel_id, c.id, v.id FROM unnest(%(phones)b::varchar[], %(channels)b::uuid[]) "
+    "AS u(phone, channel_id) LEFT JOIN LATERAL (SELECT id FROM contacts WHERE sub_account_id = %(sub)b "
+    "AND phone = u.phone AND deleted_at IS NULL) AS c ON true LEFT JOIN LATERAL (SELECT id FROM conversations "
+    "WHERE sub_account_id = %(sub)b AND contact_id = c.id AND channel_id = u.channel_id AND deleted_at IS NULL "
+    "ORDER BY created_at DESC LIMIT 1 FOR NO KEY UPDATE) AS v ON true")
 # one probe of the (sub-account, phone) unique index per phone
 CONTACTS_BY_PHONE = (
     "SELECT u.phone, c.id FROM unnest(%(phones)b::varchar[]) AS u(phone) CROSS JOIN LATERAL "
@@ -139,8 +158,7 @@ NEW_CONTACTS = (
     "SELECT u.id, %(sub)b, %(agency)b, u.phone, 'sms', %(now)b "
     "FROM unnest(%(ids)b::uuid[], %(phones)b::varchar[]) AS u(id, phone) "
     "ON CONFLICT DO NOTHING RETURNING phone, id")
-# each (channel, contact)'s latest conversation, one index probe apiece, locked (in the order of the pairs, so
-# two batches never deadlock) for the counters this transaction moves
+# each (channel, contact)'s latest conversation, locked, as in KNOWN
 LATEST_CONVERSATIONS = (
     "SELECT u.channel_id, u.contact_id, c.id FROM unnest(%(channels)b::uuid[], %(contacts)b::uuid[]) "
     "AS u(channel_id, contact_id) CROSS JOIN LATERAL (SELECT id FROM conversations WHERE sub_account_id = %(sub)b "
@@ -207,9 +225,18 @@ class _Batch:
 
     def write(self, entries: list[tuple[int, Text]], results: list[Inbound | Exception | None],
               written: _Written) -> None:
-        contacts, created = self.contacts(sorted({text.phone for _, text in entries}))
-        pairs = sorted({(text.channel.id, contacts[text.phone]) for _, text in entries})
-        conversations = self.conversations(pairs, created)
+        wanted = sorted({(text.channel.id, text.phone) for _, text in entries})
+        contacts: dict[str, uuid.UUID] = {}
+        conversations: dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID] = {}
+        for phone, channel_id, contact_id, conversation_id in self.run(
+                KNOWN, phones=[phone for _, phone in wanted], channels=[channel_id for channel_id, _ in wanted]):
+            if contact_id is not None:
+                contacts[phone] = contact_id
+                if conversation_id is not None:
+                    conversations[(channel_id, contact_id)] = conversation_id
+        created = self.create_contacts(sorted({phone for _, phone in wanted} - set(contacts)), contacts)
+        pairs = sorted({(channel_id, contacts[phone]) for channel_id, phone in wanted})
+        self.open_conversations([pair for pair in pairs if pair not in conversations], created, conversations)
 
         firsts: dict[str, tuple[int, Text]] = {}  # a text posted twice in one batch is stored once
         for i, text in entries:
@@ -262,13 +289,12 @@ class _Batch:
         if new:
             self.after_store(new, written)
 
-    def contacts(self, phones: list[str]) -> tuple[dict[str, uuid.UUID], set[uuid.UUID]]:
-        """Each phone's live contact, created (source "sms") when new; and which were created here."""
-        found: dict[str, uuid.UUID] = dict(self.run(CONTACTS_BY_PHONE, phones=phones))
-        missing = [phone for phone in phones if phone not in found]
+    def create_contacts(self, missing: list[str], found: dict[str, uuid.UUID]) -> set[uuid.UUID]:
+        """Contacts (source "sms") for the phones no live contact has, added to `found`; returns those created
+        here (a concurrent batch may have created some first)."""
         created: set[uuid.UUID] = set()
         if not missing:
-            return found, created
+            return created
         for phone, contact_id in self.run(NEW_CONTACTS, agency=self.agency_id, now=self.now,
                                           ids=_uuids(len(missing)), phones=missing):
             found[phone] = contact_id
@@ -285,33 +311,28 @@ class _Batch:
                  "phone": phone, "source": "sms"} for contact_id, phone in new])
             workflows.fire_many(self.session, self.sub_account_id, "contact_created",
                                 [(contact_id, {"source": "sms"}) for contact_id, _ in new])
-        return found, created
+        return created
 
-    def conversations(self, pairs: list[tuple[uuid.UUID, uuid.UUID]], created: set[uuid.UUID]
-                      ) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
-        """The latest conversation of each (channel, contact), opened with the channel's AI agent when there is
-        none (a contact created in this transaction has none to look for)."""
-
-        def latest(among: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
-            rows = self.run(LATEST_CONVERSATIONS, channels=[p[0] for p in among], contacts=[p[1] for p in among])
-            return {(channel_id, contact_id): conversation_id for channel_id, contact_id, conversation_id in rows}
-
-        known = [pair for pair in pairs if pair[1] not in created]
-        found = latest(known) if known else {}
-        unopened = [pair for pair in known if pair not in found]
-        if unopened:
-            self.run(LOCK_PAIRS, keys=sorted({_pair_key(*pair) for pair in unopened}))
-            found.update(latest(unopened))
-        to_open = [pair for pair in pairs if pair not in found]
+    def open_conversations(self, missing: list[tuple[uuid.UUID, uuid.UUID]], created: set[uuid.UUID],
+                           found: dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]) -> None:
+        """A conversation, with the channel's AI agent, for each (channel, contact) that has none, added to
+        `found`. A contact created in this transaction has none anywhere; for the others, a concurrent batch may
+        be opening it: the pair's advisory lock settles who does."""
+        known = [pair for pair in missing if pair[1] not in created]
+        if known:
+            self.run(LOCK_PAIRS, keys=sorted({_pair_key(*pair) for pair in known}))
+            found.update({(channel_id, contact_id): conversation_id for channel_id, contact_id, conversation_id
+                          in self.run(LATEST_CONVERSATIONS, channels=[p[0] for p in known],
+                                      contacts=[p[1] for p in known])})
+        to_open = [pair for pair in missing if pair not in found]
         if not to_open:
-            return found
+            return
         ids = _uuids(len(to_open))
         self.run(NEW_CONVERSATIONS, ids=ids, channels=[p[0] for p in to_open], contacts=[p[1] for p in to_open])
         found.update(zip(to_open, ids, strict=True))
         agent = inbound.agent_for(self.session, "sms")
         if agent is not None:
             self.run(NEW_AI_CONFIGS, agent=agent[0].id, mode=agent[1], ids=ids)
-        return found
 
     def after_store(self, new: list[dict[str, Any]], written: _Written) -> None:
         """What else newly stored messages bring about: workflows, outbound webhooks, keyword answers; the
