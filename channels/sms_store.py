@@ -17,6 +17,7 @@ import itertools
 import logging
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -92,6 +93,12 @@ class _Written:
     turns: list[tuple[float, list[str]]] = field(default_factory=list)  # (delay, task args)
 
     def hand_over(self) -> None:
+        try:
+            self._hand_over()
+        except Exception:  # committed all the same: the outbox dispatcher hands lost turns over again
+            log.exception("inbound SMS batch: realtime events or agent turns not handed over")
+
+    def _hand_over(self) -> None:
         realtime.publish_many(self.events)
         from workers.tasks import agent_turn_event, agent_turn_events
 
@@ -115,9 +122,21 @@ def _write(texts: list[Text]) -> list[Inbound | Exception]:
             if (agency_id, sub_account_id) != first:  # the transaction now acts for this sub-account only
                 apply_scope(session, TenantScope(agency_id=agency_id, sub_account_id=sub_account_id))
             _Batch(session, agency_id, sub_account_id).write([(i, texts[i]) for i in indices], results, written)
-        after_commit(session, written.hand_over)
+        after_commit(session, lambda: _hand_over_thread().submit(written.hand_over))
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
+
+
+_hand_overs: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _hand_over_thread() -> ThreadPoolExecutor:
+    """Where committed batches are announced and handed to workers, in commit order, while the writer goes on
+    with the next batch (its requests are answered without waiting for the broker)."""
+    global _hand_overs
+    if _hand_overs is None or _hand_overs[0] != os.getpid():
+        _hand_overs = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="sms-hand-over"))
+    return _hand_overs[1]
 
 
 @lru_cache
