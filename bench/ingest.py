@@ -360,12 +360,23 @@ def stored(engine: Any, sids: list[str]) -> dict[str, Any]:
 
 
 def queued(redis_url: str) -> int:
-    """Celery messages waiting on the agent queue (kombu keeps a queue as a Redis list, one per priority)."""
+    """Agent turns waiting on the agent queue (kombu keeps a queue as a Redis list, one per priority): one per
+    `agent_turn_event` message, and as many as it carries per `agent_turn_events` message (a batch's turns)."""
+    import base64
+
     import redis
 
     client = redis.Redis.from_url(redis_url)
     try:
-        return sum(client.llen(key) for key in client.scan_iter(match="agent*") if client.type(key) == b"list")
+        turns = 0
+        for key in client.scan_iter(match="agent*"):
+            if client.type(key) != b"list":
+                continue
+            for raw in client.lrange(key, 0, -1):
+                message = json.loads(raw)
+                args = json.loads(base64.b64decode(message["body"]))[0]
+                turns += len(args[0]) if message["headers"]["task"] == "workers.agent_turn_events" else 1
+        return turns
     finally:
         client.close()
 

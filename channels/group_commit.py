@@ -66,9 +66,11 @@ class GroupCommit(Generic[T, R]):
 
     async def _drain(self, loop: asyncio.AbstractEventLoop, queue: _Queue) -> None:
         try:
+            first = True
             while queue.waiting:
-                if self.linger_s:  # the clients just answered are sending their next request: take them too
+                if self.linger_s and not first:  # the clients just answered are sending their next request
                     await asyncio.sleep(self.linger_s)
+                first = False
                 batch = queue.waiting[:self.max_batch]
                 del queue.waiting[:len(batch)]
                 try:

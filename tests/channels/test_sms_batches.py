@@ -1,0 +1,198 @@
+"""Inbound texts written by group commit: a batch of texts from several leads of two businesses is written in
+one transaction, each text with everything it brings about when it comes alone; concurrent webhooks share
+batches and each is answered with its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+from twilio.request_validator import RequestValidator
+
+from api.app import app
+from channels import sms, sms_store
+from channels.group_commit import GroupCommit
+from leadpilot.settings import get_settings
+from models.activity import AnalyticsEvent
+from models.conversations import Channel, Conversation, ConversationAIConfig, Message, OutboxEvent
+from models.crm import Contact
+from models.db import owner_session
+from tests.conftest import Demo
+
+TOKEN = "twilio-test-auth-token"
+URL_PATH = "/webhooks/twilio/sms"
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(get_settings(), "twilio_auth_token", TOKEN)
+    return TOKEN
+
+
+def _number(sub_account_id: uuid.UUID) -> str:
+    with owner_session() as session:
+        return session.scalars(select(Channel.address).where(Channel.sub_account_id == sub_account_id,
+                                                             Channel.channel_type == "sms")).one()
+
+
+def _sender() -> str:
+    return f"+1312555{uuid.uuid4().int % 9000 + 1000}"
+
+
+def _form(to: str, sender: str, body: str, sid: str | None = None) -> dict[str, str]:
+    return {"MessageSid": sid or f"SM{uuid.uuid4().hex}", "AccountSid": "AC" + "0" * 32, "From": sender, "To": to,
+            "Body": body, "NumMedia": "0"}
+
+
+def _text(form: dict[str, str]) -> sms_store.Text:
+    url = get_settings().public_base_url.rstrip("/") + URL_PATH
+    signature = RequestValidator(TOKEN).compute_signature(url, form)
+    return sms.accept(url, form, signature, sms._route(form["To"]))
+
+
+@pytest.mark.integration
+def test_a_batch_is_written_as_each_of_its_texts_would_be_alone(token: str, demo: Demo) -> None:
+    number_a, number_b = _number(demo.a), _number(demo.b)
+    known, fresh, other, stopper = _sender(), _sender(), _sender(), _sender()
+    earlier = sms_store.write([_text(_form(number_a, known, "Hi, first time here"))])[0]
+    assert isinstance(earlier, sms_store.Inbound) and earlier.created
+    with owner_session() as session:  # a person resolved the known lead's conversation since
+        session.execute(update(Conversation).where(Conversation.id == earlier.conversation_id)
+                        .values(status="resolved", resolved_at=datetime.now(UTC)))
+        retry_sid = session.scalars(select(Message.provider_message_id).where(
+            Message.id == earlier.message_id)).one()
+
+    first = _form(number_a, fresh, "Do you have a table for 4 tonight?")
+    batch = [_text(first), _text(_form(number_a, fresh, "around 7 if possible")),
+             _text(_form(number_a, known, "Back again: is the patio open?")),
+             _text(dict(first)),  # Twilio's retry while the first is still waiting: the same batch
+             _text(_form(number_a, known, "Hi, first time here", sid=retry_sid)),  # retry of a stored one
+             _text(_form(number_b, other, "Do you cater?")),  # another business, in the same transaction
+             _text(_form(number_a, stopper, "STOP"))]
+    results = sms_store.write(batch)
+
+    assert all(isinstance(r, sms_store.Inbound) for r in results), results
+    out = [r for r in results if isinstance(r, sms_store.Inbound)]
+    assert [r.created for r in out] == [True, True, True, False, False, True, True]
+    assert out[3].message_id == out[0].message_id and out[4].message_id == earlier.message_id
+    assert out[0].conversation_id == out[1].conversation_id and out[2].conversation_id == earlier.conversation_id
+    assert out[6].keyword == "opt_out"
+    new_ids = [out[i].message_id for i in (0, 1, 2, 5, 6)]
+    with owner_session() as session:
+        contacts = {c.phone: c for c in session.scalars(select(Contact).where(
+            Contact.phone.in_([known, fresh, other, stopper]), Contact.deleted_at.is_(None)))}
+        assert {p: (c.sub_account_id, c.source) for p, c in contacts.items()} == {
+            known: (demo.a, "sms"), fresh: (demo.a, "sms"), other: (demo.b, "sms"), stopper: (demo.a, "sms")}
+        messages = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(new_ids)))}
+        assert len(messages) == 5
+        assert messages[out[5].message_id].sub_account_id == demo.b
+        assert messages[out[0].message_id].created_at < messages[out[1].message_id].created_at  # arrival order
+        assert messages[out[0].message_id].metadata_ == {"from": fresh, "to": number_a}
+        # one agent turn per new text, none for the keyword, which is answered and sets do-not-disturb
+        turns = session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "agent.turn",
+                                                          OutboxEvent.aggregate_id.in_(new_ids))).all()
+        assert sorted(t.aggregate_id for t in turns) == sorted(new_ids[:4])
+        assert all(t.payload["message_id"] == str(t.aggregate_id) for t in turns)
+        reply = session.scalars(select(Message).where(Message.conversation_id == out[6].conversation_id,
+                                                      Message.direction == "outbound")).one()
+        assert "unsubscribed" in reply.body and contacts[stopper].dnd_channels.get("sms")
+        events = session.scalar(select(func.count()).select_from(AnalyticsEvent).where(
+            AnalyticsEvent.event_name == "message_received",
+            AnalyticsEvent.properties["message_id"].astext.in_([str(i) for i in new_ids])))
+        assert events == 5
+        fresh_conversation = session.get_one(Conversation, out[0].conversation_id)
+        assert fresh_conversation.unread_count == 2 and fresh_conversation.contact_id == contacts[fresh].id
+        assert fresh_conversation.last_inbound_at == messages[out[1].message_id].created_at
+        assert session.scalars(select(ConversationAIConfig.ai_agent_id).where(
+            ConversationAIConfig.conversation_id == out[0].conversation_id)).one() is not None
+        reopened = session.get_one(Conversation, earlier.conversation_id)
+        assert (reopened.status, reopened.resolved_at, reopened.unread_count) == ("open", None, 2)
+        assert session.scalar(select(func.count()).select_from(Message).where(
+            Message.provider_message_id == first["MessageSid"])) == 1
+
+
+@pytest.mark.integration
+def test_a_text_that_cannot_be_stored_fails_alone(token: str, demo: Demo) -> None:
+    good = _text(_form(_number(demo.a), _sender(), "hello"))
+    bad = sms_store.Text(good.channel, good.agency_id, f"SM{uuid.uuid4().hex}", "12345", good.form, None,
+                         datetime.now(UTC))  # not E.164: the contacts table refuses it
+    results = sms_store.write([good, bad])
+    assert isinstance(results[0], sms_store.Inbound) and results[0].created
+    assert isinstance(results[1], Exception)
+    with owner_session() as session:
+        assert session.scalar(select(func.count()).select_from(Message).where(
+            Message.provider_message_id.in_([good.sid, bad.sid]))) == 1
+
+
+@pytest.mark.integration
+def test_concurrent_webhooks_share_batches_and_are_each_stored_once(token: str, demo: Demo) -> None:
+    number = _number(demo.a)
+    url = get_settings().public_base_url.rstrip("/") + URL_PATH
+    senders = [_sender() for _ in range(12)]
+    forms = [_form(number, senders[i % len(senders)], f"text {i}") for i in range(48)]
+    forms += forms[:8]  # Twilio's retries, posted alongside
+    calls: list[int] = []
+    write = sms._committer._write
+
+    def counting(texts: list[sms_store.Text]) -> list[sms_store.Inbound | Exception]:
+        calls.append(len(texts))
+        return write(texts)
+
+    async def post_all() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=get_settings().public_base_url) as client:
+            responses = await asyncio.gather(*(client.post(URL_PATH, data=form, headers={
+                "X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, form)}) for form in forms))
+        return [r.status_code for r in responses]
+
+    sms._committer._write = counting
+    try:
+        statuses = asyncio.run(post_all())
+    finally:
+        sms._committer._write = write
+    assert statuses == [200] * len(forms)
+    assert sum(calls) == len(forms) and len(calls) < len(forms) / 4  # shared transactions
+    with owner_session() as session:
+        stored = session.execute(select(Message.provider_message_id, func.count()).where(
+            Message.provider_message_id.in_([f["MessageSid"] for f in forms])).group_by(
+            Message.provider_message_id)).all()
+        turns = session.scalar(select(func.count()).select_from(OutboxEvent).join(
+            Message, Message.id == OutboxEvent.aggregate_id).where(
+            Message.provider_message_id.in_([f["MessageSid"] for f in forms])))
+        conversations = session.scalar(select(func.count(func.distinct(Message.conversation_id))).where(
+            Message.provider_message_id.in_([f["MessageSid"] for f in forms])))
+    assert len(stored) == 48 and all(count == 1 for _, count in stored) and turns == 48
+    assert conversations == len(senders)  # a lead's texts in concurrent batches share one conversation
+
+
+def test_group_commit_answers_each_waiter_with_its_own_result() -> None:
+    batches: list[list[int]] = []
+    first_written = threading.Event()
+    go_on = threading.Event()
+
+    def write(items: list[int]) -> list[int | Exception]:
+        batches.append(items)
+        if items == [0]:  # the first request, written at once; the others arrive while it is written
+            first_written.set()
+            go_on.wait(5)
+        return [ValueError(f"bad {i}") if i == 7 else i * 10 for i in items]
+
+    committer: GroupCommit[int, int] = GroupCommit("test", write, max_batch=16, linger_s=0.001)
+
+    async def main() -> list[int | BaseException]:
+        first = asyncio.ensure_future(committer.submit(0))
+        await asyncio.get_running_loop().run_in_executor(None, first_written.wait, 5)
+        rest = [asyncio.ensure_future(committer.submit(i)) for i in range(1, 40)]
+        go_on.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results[:7] == [i * 10 for i in range(7)] and results[8:] == [i * 10 for i in range(8, 40)]
+    assert isinstance(results[7], ValueError) and str(results[7]) == "bad 7"  # only its own waiter fails
+    # the first alone and at once; then everyone who came meanwhile, at most max_batch a time, in order
+    assert batches == [[0], list(range(1, 17)), list(range(17, 33)), list(range(33, 40))]
