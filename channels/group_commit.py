@@ -7,7 +7,8 @@ Nobody waits for a batch to fill: whoever finds the writer idle is written at on
 quiet), and whatever arrives meanwhile goes in together next, after `linger_s`: under load, the requests
 answered by one batch come back a moment later, and without that pause the next batch would leave without them
 (two half batches taking turns instead of one full one). Writing happens off the event loop, on `writers`
-threads per process: with more than one, a batch is written while another waits on its commit."""
+threads per process: with more than one, a batch is written while another waits on its commit.
+`LP_GROUP_COMMIT_WRITERS` and `LP_GROUP_COMMIT_LINGER_S` override both for tuning."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from services import crm
 from services.campaigns import mirror_status
 from services.errors import Forbidden, InvalidInput, NotConfigured, NotFound
 
-__all__ = ["Inbound", "accept", "receive", "receive_async", "status_callback", "verify"]
+__all__ = ["Inbound", "accept", "receive_async", "status_callback", "verify"]
 
 OPT_IN = re.compile(r"^\s*(start|unstop|yes)\s*$", re.I)
 HELP = re.compile(r"^\s*(help|info)\s*$", re.I)
@@ -40,9 +40,9 @@ _routes: dict[str, tuple[float, Channel, uuid.UUID]] = {}
 def _route(to_number: str) -> tuple[Channel, uuid.UUID]:
     """The SMS channel of a number and its agency (before any tenant is known: owner role, one lookup),
     remembered for ROUTE_TTL_S: every inbound text needs it, and numbers rarely move."""
-    cached = _routes.get(to_number)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1], cached[2]
+    cached = _cached_route(to_number)
+    if cached is not None:
+        return cached
     channel, agency_id = _lookup(to_number)
     _routes[to_number] = (time.monotonic() + ROUTE_TTL_S, channel, agency_id)
     return channel, agency_id
@@ -94,20 +94,12 @@ def accept(url: str, form: dict[str, str], signature: str | None, route: tuple[C
     return Text(channel, agency_id, sid, _e164(form.get("From", "")), form, keyword, datetime.now(UTC))
 
 
-def receive(url: str, form: dict[str, str], signature: str | None) -> Inbound:
-    """Verify, then store the message and queue its agent turn, all or nothing (one text, on this thread)."""
-    result = write([accept(url, form, signature, _route(form.get("To", "")))])[0]
-    if isinstance(result, Exception):
-        raise result
-    return result
-
-
 _committer: GroupCommit[Text, Inbound] = GroupCommit("sms-ingest", write, linger_s=0.004)
 
 
 async def receive_async(url: str, form: dict[str, str], signature: str | None) -> Inbound:
-    """`receive` for the webhook: verified on the event loop, then written by group commit with the texts that
-    arrive meanwhile (each answered once its own rows are committed)."""
+    """Verified on the event loop, then stored (with its contact, conversation and queued agent turn, all or
+    nothing) by group commit with the texts that arrive meanwhile; returns once its own rows are committed."""
     to_number = form.get("To", "")
     route = _cached_route(to_number)
     if route is None:  # the first text to this number in a while: one lookup, off the event loop

@@ -31,12 +31,9 @@ def _columns(model: type, keys: tuple[str, ...]) -> tuple[tuple[str, str, bool],
 
 
 def insert_rows(session: Session, model: type, rows: Sequence[dict[str, Any]], *,
-                on_conflict_do_nothing: Sequence[str] = (), skip_conflicts: bool = False,
-                returning: Sequence[str] = ()) -> list[Any]:
+                on_conflict_do_nothing: Sequence[str] = (), returning: Sequence[str] = ()) -> list[Any]:
     """Insert `rows` (dicts keyed by mapped attribute names, all with the same keys) in one statement; with
-    `returning`, the named columns of the rows actually inserted. A row that would break the unique index on
-    `on_conflict_do_nothing`'s columns (with `skip_conflicts`: any unique index, partial ones too) is left out;
-    rows go in in the order given, so callers that may race sort them the same way (no deadlock)."""
+    `returning`, the named columns of the rows actually inserted."""
     if not rows:
         return []
     keys = tuple(rows[0])
@@ -52,8 +49,6 @@ def insert_rows(session: Session, model: type, rows: Sequence[dict[str, Any]], *
     sql = f'INSERT INTO "{table}" ({names}) SELECT * FROM unnest({", ".join(casts)})'
     if on_conflict_do_nothing:
         sql += f" ON CONFLICT ({', '.join(on_conflict_do_nothing)}) DO NOTHING"
-    elif skip_conflicts:
-        sql += " ON CONFLICT DO NOTHING"
     if returning:
         sql += f" RETURNING {', '.join(returning)}"
     result = session.execute(text(sql), params)
