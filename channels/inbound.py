@@ -1,6 +1,7 @@
-"""What every inbound path (SMS, email, webchat) does inside its one transaction: find or open the
+"""What an inbound path does inside its one transaction, a message at a time (email, webchat): find or open the
 conversation, store the message once per provider id, and queue the agent turn through the outbox. The turn
-is handed to a worker after the commit; should that hand-off be lost, the outbox dispatcher reclaims it."""
+is handed to a worker after the commit; should that hand-off be lost, the outbox dispatcher reclaims it. SMS,
+many messages a second, does the same for a whole batch of texts at once (`channels.sms_store`)."""
 
 from __future__ import annotations
 
