@@ -5,6 +5,7 @@ batches and each is answered with its own outcome."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -130,7 +131,8 @@ def test_a_text_that_cannot_be_stored_fails_alone(token: str, demo: Demo) -> Non
 
 
 @pytest.mark.integration
-def test_concurrent_webhooks_share_batches_and_are_each_stored_once(token: str, demo: Demo) -> None:
+def test_concurrent_webhooks_share_batches_and_are_each_stored_once(token: str, demo: Demo,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     number = _number(demo.a)
     url = get_settings().public_base_url.rstrip("/") + URL_PATH
     senders = [_sender() for _ in range(12)]
@@ -150,11 +152,8 @@ def test_concurrent_webhooks_share_batches_and_are_each_stored_once(token: str, 
                 "X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, form)}) for form in forms))
         return [r.status_code for r in responses]
 
-    sms._committer._write = counting
-    try:
-        statuses = asyncio.run(post_all())
-    finally:
-        sms._committer._write = write
+    monkeypatch.setattr(sms._committer, "_write", counting)
+    statuses = asyncio.run(post_all())
     assert statuses == [200] * len(forms)
     assert sum(calls) == len(forms) and len(calls) < len(forms) / 4  # shared transactions
     with owner_session() as session:
@@ -196,3 +195,45 @@ def test_group_commit_answers_each_waiter_with_its_own_result() -> None:
     assert isinstance(results[7], ValueError) and str(results[7]) == "bad 7"  # only its own waiter fails
     # the first alone and at once; then everyone who came meanwhile, at most max_batch a time, in order
     assert batches == [[0], list(range(1, 17)), list(range(17, 33)), list(range(33, 40))]
+
+
+def _queued_turns(event_ids: set[str]) -> list[tuple[str, list[list[str]] | list[str]]]:
+    """(task name, args) of the agent-queue messages that carry any of these outbox events."""
+    import base64
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    found = []
+    for raw in client.lrange("agent", 0, -1):
+        message = json.loads(raw)
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        carried = {turn[0] for turn in args[0]} if message["headers"]["task"] == "workers.agent_turn_events" \
+            else {args[0]}
+        if carried & event_ids:
+            found.append((message["headers"]["task"], args))
+    client.close()
+    return found
+
+
+@pytest.mark.integration
+def test_a_batch_hands_its_turns_to_workers_in_one_message_that_fans_out(token: str, demo: Demo) -> None:
+    from workers.tasks import agent_turn_events
+
+    number = _number(demo.a)
+    results = sms_store.write([_text(_form(number, _sender(), f"hello {i}")) for i in range(3)])
+    with owner_session() as session:
+        event_ids = {str(e) for e in session.scalars(select(OutboxEvent.id).where(OutboxEvent.aggregate_id.in_(
+            [r.message_id for r in results if isinstance(r, sms_store.Inbound)])))}
+    assert len(event_ids) == 3
+    sms_store._hand_over_thread().submit(lambda: None).result(10)  # the batch's hand-off has run
+    queued = _queued_turns(event_ids)
+    assert [task for task, _ in queued] == ["workers.agent_turn_events"]
+    turns = queued[0][1][0]
+    assert {turn[0] for turn in turns} == event_ids
+    assert all(turn[1:] == [str(demo.agency_id), str(demo.a)] for turn in turns)
+
+    agent_turn_events.apply(args=[turns])  # what the worker does with it: one agent_turn_event per turn
+    singles = [args for task, args in _queued_turns(event_ids) if task == "workers.agent_turn_event"]
+    assert sorted(args[0] for args in singles) == sorted(event_ids)
