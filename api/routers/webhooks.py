@@ -53,7 +53,9 @@ async def _twilio_form(request: Request) -> dict[str, str]:
     of `request.form()` costs more than the rest of the parsing on the hot path)."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raise InvalidInput("Twilio webhooks are form-encoded (application/x-www-form-urlencoded).")
-    return dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+    from channels.sms import TwilioParams
+
+    return TwilioParams(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
 
 
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
