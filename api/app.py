@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health
@@ -103,7 +104,7 @@ def settle_heap() -> None:
     _settled.append(os.getpid())
 
 
-def _telemetry() -> dict[str, bool] | None:
+def _telemetry() -> TelemetryConfig | None:
     """FastAPI's OpenTelemetry spans, metrics and logs where OpenTelemetry is set up (OTEL_* settings, as
     `opentelemetry-instrument` and the OTLP exporters read them); elsewhere off, so no request pays for looking
     up the global providers only to find none."""
