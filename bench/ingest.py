@@ -22,6 +22,16 @@ floor:     the least any design can do that stores each webhook in a transaction
            contact, conversation, outbox or queue. Same server, load and time, in the same run (`floor.*`).
            `floor_batched.*`: the same with group commit (the rows waiting while a batch commits go in the next
            batch's one statement), the least a design that shares transactions between webhooks can do.
+           `floor_full.*`: group commit of what the issue asks of every inbound text and nothing else, on the
+           product's own tables (indexes, constraints, triggers, row-level security as the application role,
+           each sub-account's scope set): the contact matched by phone or created, the lead's latest conversation
+           on the channel or a new one, the message once per MessageSid, its agent turn as a pending outbox row;
+           one statement per sub-account of a batch (FLOOR_FULL), no ORM, no counters, analytics, workflows or
+           hand-off. Its leads are other phone numbers than ours', so ours meets no contact it created.
+
+`cpu_ms` (each phase): CPU time (user + system, from /proc) per acknowledged request in the timed window, of the
+server's processes, of Postgres (every postgres process on the machine) and of the load generator, and how many
+cores all of them kept busy: where each design's time goes, read in the same run.
 
 The load generator (aiohttp on uvloop, bodies signed before the timed window) runs in its own process, on the
 same machine: on a 2-core box it takes a share of the CPU from the server and Postgres, for ours and the
@@ -42,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time as clock
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -83,44 +94,105 @@ def bare_app() -> FastAPI:
 
 
 FLOOR_TABLE = "bench_ingest_floor"
+# floor_full: for every webhook of a batch, what the issue asks of an inbound text and nothing more, on the
+# product's own tables (their indexes, constraints, triggers and row-level security), in one statement per
+# sub-account of the batch: the contact matched by phone or created, the lead's latest conversation on the
+# channel or a new one, the message once per MessageSid, its agent turn as a pending outbox row
+FLOOR_FULL = (
+    "WITH u AS (SELECT * FROM unnest(%(sids)s::varchar[], %(phones)s::varchar[], %(channels)s::uuid[], "
+    "%(bodies)s::text[], %(created)s::timestamptz[]) AS u(sid, phone, channel_id, body, created_at)), "
+    "p AS (SELECT DISTINCT phone FROM u), "
+    "known AS (SELECT c.phone, c.id FROM p JOIN contacts AS c ON c.sub_account_id = %(sub)s AND c.phone = p.phone "
+    "AND c.deleted_at IS NULL), "
+    "added AS (INSERT INTO contacts (sub_account_id, agency_id, phone, source, initial_contact_date) "
+    "SELECT %(sub)s, %(agency)s, p.phone, 'sms', now() FROM p WHERE NOT EXISTS (SELECT FROM known "
+    "WHERE known.phone = p.phone) ON CONFLICT (sub_account_id, phone) WHERE deleted_at IS NULL AND phone IS NOT NULL "
+    "DO UPDATE SET phone = excluded.phone RETURNING phone, id), "  # a concurrent batch's new contact: theirs
+    "c AS (SELECT * FROM known UNION ALL SELECT * FROM added), "
+    "pairs AS (SELECT DISTINCT u.channel_id, c.id AS contact_id FROM u JOIN c ON c.phone = u.phone), "
+    "latest AS (SELECT pairs.channel_id, pairs.contact_id, v.id FROM pairs CROSS JOIN LATERAL (SELECT id "
+    "FROM conversations WHERE sub_account_id = %(sub)s AND contact_id = pairs.contact_id AND channel_id = "
+    "pairs.channel_id AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 1) AS v), "
+    "opened AS (INSERT INTO conversations (sub_account_id, channel_id, contact_id) SELECT %(sub)s, channel_id, "
+    "contact_id FROM pairs WHERE NOT EXISTS (SELECT FROM latest WHERE latest.channel_id = pairs.channel_id AND "
+    "latest.contact_id = pairs.contact_id) RETURNING channel_id, contact_id, id), "
+    "v AS (SELECT * FROM latest UNION ALL SELECT * FROM opened), "
+    "m AS (INSERT INTO messages (sub_account_id, conversation_id, channel_id, contact_id, direction, sender_type, "
+    "body, status, provider_message_id, idempotency_key, created_at) SELECT %(sub)s, v.id, u.channel_id, c.id, "
+    "'inbound', 'contact', u.body, 'received', u.sid, 'twilio:' || u.sid, u.created_at FROM u "
+    "JOIN c ON c.phone = u.phone JOIN v ON v.channel_id = u.channel_id AND v.contact_id = c.id "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, conversation_id, created_at) "
+    "INSERT INTO outbox_events (sub_account_id, topic, aggregate_type, aggregate_id, payload, dedupe_key, "
+    "available_at) SELECT %(sub)s, 'agent.turn', 'message', m.id, jsonb_build_object('conversation_id', "
+    "m.conversation_id, 'message_id', m.id), 'agent.turn:' || m.id, m.created_at FROM m")
 
 
 def floor_app() -> FastAPI:
-    """The floor (uvicorn --factory): verify as ours does, store the message in one statement, answer."""
+    """The floors (uvicorn --factory): verify as ours does, store, answer. BENCH_FLOOR_KIND `single`: one
+    one-table insert per webhook; `batched`: the same rows by group commit; `full`: group commit of FLOOR_FULL,
+    as the application role (row-level security) with each sub-account's scope set, as ours does."""
     from collections.abc import AsyncIterator
     from contextlib import asynccontextmanager
+    from datetime import UTC, datetime
 
+    from psycopg import AsyncConnection
     from psycopg_pool import AsyncConnectionPool
     from twilio.request_validator import RequestValidator
 
+    from models.db import TenantScope
+
     validator = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"])
     url = os.environ["PUBLIC_BASE_URL"] + PATH
-    pool = AsyncConnectionPool(os.environ["BENCH_FLOOR_DSN"], min_size=4, max_size=16, open=False,
-                               kwargs={"autocommit": True})
+    kind = os.environ["BENCH_FLOOR_KIND"]
+    pool = AsyncConnectionPool(os.environ["BENCH_FLOOR_APP_DSN" if kind == "full" else "BENCH_FLOOR_DSN"],
+                               min_size=4, max_size=16, open=False, kwargs={"autocommit": kind != "full"})
+    routes: dict[str, tuple[str, str, str]] = {}  # To -> (channel, sub-account, agency), as ours caches them
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with await AsyncConnection.connect(os.environ["BENCH_FLOOR_DSN"]) as conn:
+            for address, channel_id, sub_account_id, agency_id in await (await conn.execute(
+                    "SELECT c.address, c.id, c.sub_account_id, s.agency_id FROM channels AS c JOIN sub_accounts AS s "
+                    "ON s.id = c.sub_account_id WHERE c.channel_type = 'sms' AND c.is_active")).fetchall():
+                routes[address] = (str(channel_id), str(sub_account_id), str(agency_id))
         await pool.open()
         yield
         await pool.close()
 
     app = FastAPI(lifespan=lifespan)
-    batched = os.environ.get("BENCH_FLOOR_BATCHED") == "1"
-    waiting: list[tuple[tuple[str, str, str, str], asyncio.Future[None]]] = []
+    waiting: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
     flushing: list[bool] = [False]
 
+    async def write_rows(batch: list[tuple[Any, ...]]) -> None:
+        async with pool.connection() as conn:
+            await conn.execute(f"INSERT INTO {FLOOR_TABLE} (sid, sender, receiver, body) SELECT * FROM "
+                               "unnest(%s::text[], %s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+                               [list(column) for column in zip(*batch, strict=True)])
+
+    async def write_full(batch: list[tuple[Any, ...]]) -> None:
+        """One transaction; per sub-account (in a fixed order: no deadlock), its scope, then FLOOR_FULL with the
+        texts in MessageSid order (two batches never lock the same rows in opposite orders)."""
+        groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        for row in batch:
+            groups.setdefault((row[4], row[5]), []).append(row)
+        async with pool.connection() as conn, conn.transaction():
+            for (sub, agency), rows in sorted(groups.items()):
+                scope = TenantScope(agency_id=uuid.UUID(agency), sub_account_id=uuid.UUID(sub)).settings()
+                await conn.execute("SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(scope)),
+                                   [x for pair in scope.items() for x in pair])
+                sids, phones, channels, bodies, created = (list(column) for column in zip(
+                    *(row[:4] + (row[6],) for row in sorted(rows)), strict=True))
+                await conn.execute(FLOOR_FULL, {"sub": sub, "agency": agency, "sids": sids, "phones": phones,
+                                                "channels": channels, "bodies": bodies, "created": created})
+
     async def flush() -> None:
-        """Group commit: every row waiting when the previous batch is done goes in one statement (and so one
+        """Group commit: every row waiting when the previous batch is done goes in the next batch (one
         transaction); each request is answered once its row is committed."""
         while waiting:
             batch = waiting[:]
             del waiting[:]
-            columns = [list(column) for column in zip(*(row for row, _ in batch), strict=True)]
             try:
-                async with pool.connection() as conn:
-                    await conn.execute(f"INSERT INTO {FLOOR_TABLE} (sid, sender, receiver, body) SELECT * FROM "
-                                       "unnest(%s::text[], %s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING",
-                                       columns)
+                await (write_full if kind == "full" else write_rows)([row for row, _ in batch])
                 for _, done in batch:
                     done.set_result(None)
             except Exception as exc:  # noqa: BLE001 - every waiter learns of it
@@ -137,8 +209,13 @@ def floor_app() -> FastAPI:
         form = Params((k, str(v)) for k, v in (await request.form()).multi_items())
         if not validator.validate(url, form, request.headers.get("X-Twilio-Signature", "")):
             return Response(status_code=403)
-        row = (form["MessageSid"], form["From"], form["To"], form["Body"])
-        if batched:
+        if kind == "full":
+            channel_id, sub_account_id, agency_id = routes[form["To"]]
+            row: tuple[Any, ...] = (form["MessageSid"], form["From"], channel_id, form["Body"], sub_account_id,
+                                    agency_id, datetime.now(UTC))
+        else:
+            row = (form["MessageSid"], form["From"], form["To"], form["Body"])
+        if kind != "single":
             done = asyncio.get_running_loop().create_future()
             waiting.append((row, done))
             if not flushing[0]:
@@ -249,27 +326,91 @@ def loader(spec_path: str) -> None:
             await asyncio.gather(*(client(warm_until, False) for _ in range(spec["clients"])))
             warm_statuses = dict(statuses)
             statuses.clear()
-            started = clock.perf_counter()
+            started, window_from = clock.perf_counter(), clock.time()
             await asyncio.gather(*(client(started + spec["seconds"], True) for _ in range(spec["clients"])))
             elapsed = state["last"] - started
         return {"ok": ok, "latencies_ms": latencies, "statuses": dict(statuses), "warm_statuses": warm_statuses,
                 "timed_ok": state["timed_ok"], "elapsed_s": elapsed, "exhausted": state["exhausted"],
-                "posted": state["next"]}
+                "posted": state["next"], "window": [window_from, window_from + elapsed]}
 
     result = uvloop.run(run())
     Path(spec["out"]).write_text(json.dumps(result))
 
 
-def load(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """Run the load generator in its own process and return its findings."""
+def load(spec: dict[str, Any], workdir: Path, server: subprocess.Popen[bytes] | None = None) -> dict[str, Any]:
+    """Run the load generator in its own process and return its findings; with `server`, also the CPU time
+    (user + system) the server's processes, Postgres and the load generator spent per acknowledged request
+    in the timed window (`cpu_ms`), sampled from /proc every 0.25 s."""
+    import threading
+
     spec_path, out = workdir / "spec.json", workdir / "out.json"
     out.unlink(missing_ok=True)
     spec_path.write_text(json.dumps({**spec, "out": str(out)}))
-    subprocess.run([sys.executable, __file__, "--loader", str(spec_path)], check=True, cwd=ROOT)
-    return json.loads(out.read_text())
+    process = subprocess.Popen([sys.executable, __file__, "--loader", str(spec_path)], cwd=ROOT)
+    samples: list[tuple[float, dict[str, float]]] = []
+    if server is not None:
+        def sample() -> None:
+            while process.poll() is None:
+                samples.append((clock.time(), cpu_by_role(server.pid, process.pid)))
+                clock.sleep(0.25)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+    if process.wait() != 0:
+        raise RuntimeError(f"the load generator exited with {process.returncode}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    if server is not None:
+        sampler.join()
+        start, end = result["window"]
+        inside = [s for s in samples if start <= s[0] <= end]
+        if len(inside) >= 2 and result["timed_ok"]:
+            first, last = inside[0], inside[-1]
+            # requests acknowledged between the two samples, at the window's mean rate
+            handled = result["timed_ok"] * (last[0] - first[0]) / (end - start)
+            result["cpu_ms"] = {role: round((last[1].get(role, 0.0) - first[1].get(role, 0.0)) / handled * 1000, 3)
+                                for role in ("server", "postgres", "loader")}
+            result["cpu_ms"]["total"] = round(sum(result["cpu_ms"].values()), 3)
+            result["cpu_ms"]["cores_busy"] = round(sum(last[1].values()) - sum(first[1].values()), 3) / max(
+                last[0] - first[0], 1e-9)
+            result["cpu_ms"]["cores_busy"] = round(result["cpu_ms"]["cores_busy"], 2)
+    return result
+
+
+def cpu_by_role(server_pid: int, loader_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the server (the uvicorn process group), Postgres (every postgres process: the
+    server is this run's alone) and the load generator."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"server": 0.0, "postgres": 0.0, "loader": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, _, rest = f.read().rpartition(")")
+            fields = rest.split()
+            name = head.partition("(")[2]
+            seconds = (int(fields[11]) + int(fields[12])) / tick
+            pgid = int(fields[2])
+        except (OSError, ValueError, IndexError):
+            continue
+        pid = int(entry)
+        if pid == loader_pid:
+            used["loader"] += seconds
+        elif pgid == server_pid:  # `start` gives the server its own session, so its group id is its pid
+            used["server"] += seconds
+        elif name == "postgres":
+            used["postgres"] += seconds
+    return used
 
 
 # ---------------------------------------------------------------------------------------------------- processes
+
+def plain_dsn(url: str) -> str:
+    """A SQLAlchemy URL as libpq takes it."""
+    from sqlalchemy import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -571,13 +712,14 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     began = clock.monotonic()
     try:
-        with scratch_database("lp_bench_ingest") as (owner_url, _), tempfile.TemporaryDirectory() as tmp:
+        with scratch_database("lp_bench_ingest") as (owner_url, app_url), tempfile.TemporaryDirectory() as tmp:
             os.environ["DATABASE_URL"] = owner_url
             get_settings.cache_clear()
             engine = create_engine(owner_url, poolclass=pool.NullPool)
             try:
                 to_numbers, taken = setup()
-                numbers = phone_numbers(args.senders + args.reply_warmup + args.replies, random.Random(7), taken)
+                numbers = phone_numbers(args.senders * 2 + args.reply_warmup + args.replies, random.Random(7), taken)
+                floor_senders = numbers[-args.senders:]  # floor_full's leads: none of them texts ours
                 env = {**os.environ, "DATABASE_URL": owner_url, "REDIS_URL": redis_url, "TWILIO_AUTH_TOKEN": TOKEN,
                        "LEADPILOT_STATE_DIR": str(STATE)}
                 nonce = os.urandom(8).hex()
@@ -588,29 +730,31 @@ def main() -> None:
                 serve("bench.ingest:bare_app", port, args.workers, env, STATE / "ingest-baseline.log", procs,
                       factory=True)
                 base = load({**load_spec, "url": f"http://127.0.0.1:{port}{PATH}", "nonce": nonce + "-base",
-                             "count": 10_000, "cyclic": True}, Path(tmp))
+                             "count": 10_000, "cyclic": True}, Path(tmp), procs[-1])
                 stop(procs.pop())
 
                 with engine.begin() as conn:
                     conn.exec_driver_sql(f"CREATE TABLE {FLOOR_TABLE} (sid text PRIMARY KEY, sender text, "
                                          "receiver text, body text)")
                 floors: dict[str, dict[str, Any]] = {}
-                for kind in ("single", "batched"):
+                for kind in ("single", "batched", "full"):
                     port = free_port()
-                    floor_env = {**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "BENCH_FLOOR_DSN":
-                                 engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-                                 "BENCH_FLOOR_BATCHED": "1" if kind == "batched" else "0"}
+                    floor_env = {**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "BENCH_FLOOR_KIND": kind,
+                                 "BENCH_FLOOR_DSN": plain_dsn(owner_url), "BENCH_FLOOR_APP_DSN": plain_dsn(app_url)}
                     serve("bench.ingest:floor_app", port, args.workers, floor_env, STATE / f"ingest-floor-{kind}.log",
                           procs, factory=True)
                     floor_spec = {**load_spec, "url": f"http://127.0.0.1:{port}{PATH}", "cyclic": False,
                                   "nonce": f"{nonce}-floor-{kind}",
                                   "count": int(args.max_rate * (args.seconds + args.warmup))}
-                    floors[kind] = load(floor_spec, Path(tmp))
+                    if kind == "full":
+                        floor_spec["from"] = floor_senders
+                    floors[kind] = load(floor_spec, Path(tmp), procs[-1])
                     stop(procs.pop())
+                    sids = [sid(floor_spec["nonce"], i) for i in floors[kind]["ok"]]
+                    counted = ("SELECT count(*) FROM messages WHERE provider_message_id = ANY(%(sids)s)"
+                               if kind == "full" else f"SELECT count(*) FROM {FLOOR_TABLE} WHERE sid = ANY(%(sids)s)")
                     with engine.connect() as conn:
-                        floors[kind]["stored"] = conn.exec_driver_sql(
-                            f"SELECT count(*) FROM {FLOOR_TABLE} WHERE sid = ANY(%(sids)s)",
-                            {"sids": [sid(floor_spec["nonce"], i) for i in floors[kind]["ok"]]}).scalar()
+                        floors[kind]["stored"] = conn.exec_driver_sql(counted, {"sids": sids}).scalar()
 
                 port = free_port()
                 env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"  # what Twilio calls, so what it signs
@@ -619,7 +763,7 @@ def main() -> None:
                 before = stored(engine, [])
                 spec = {**load_spec, "url": url, "nonce": nonce, "cyclic": False,
                         "count": int(args.max_rate * (args.seconds + args.warmup))}
-                ours = load(spec, Path(tmp))
+                ours = load(spec, Path(tmp), procs[-1])
 
                 acknowledged = [sid(nonce, i) for i in ours["ok"]]
                 found = stored(engine, acknowledged)
@@ -663,15 +807,17 @@ def main() -> None:
                  "unqueued": found["events"] - before["events"] - waiting, "retries_posted": len(sample),
                  "retries_acknowledged": sum(v for k, v in retried.items() if k.startswith("2")),
                  "retries_stored_new": after["inbound"] - found["inbound"],
-                 "retries_events_new": after["events"] - found["events"], **refused, **reply},
+                 "retries_events_new": after["events"] - found["events"], "cpu_ms": ours.get("cpu_ms"), **refused,
+                 **reply},
         "baseline": {"per_s": round(base_per_s, 1), "p50_ms": percentile(base["latencies_ms"], 50),
-                     "p95_ms": percentile(base["latencies_ms"], 95), "p99_ms": percentile(base["latencies_ms"], 99)},
-        **{("floor" if kind == "single" else "floor_batched"): {
+                     "p95_ms": percentile(base["latencies_ms"], 95), "p99_ms": percentile(base["latencies_ms"], 99),
+                     "cpu_ms": base.get("cpu_ms")},
+        **{{"single": "floor", "batched": "floor_batched", "full": "floor_full"}[kind]: {
             "per_s": round(run["timed_ok"] / run["elapsed_s"], 1), "p50_ms": percentile(run["latencies_ms"], 50),
             "p95_ms": percentile(run["latencies_ms"], 95),
             "ceiling_share": round(run["timed_ok"] / run["elapsed_s"] / base_per_s, 3),
             "acknowledged": len(run["ok"]), "stored": run["stored"],
-            "errors": sum(v for k, v in run["statuses"].items() if not k.startswith("2"))}
+            "errors": sum(v for k, v in run["statuses"].items() if not k.startswith("2")), "cpu_ms": run.get("cpu_ms")}
             for kind, run in floors.items()},
         "params": {"clients": args.clients, "seconds": args.seconds, "warmup_s": args.warmup,
                    "uvicorn_workers": args.workers, "cores": os.cpu_count(), "senders": args.senders,

@@ -130,10 +130,11 @@ class AnalyticsEvent(UUIDPrimaryKey, SubAccountOwned, Base):
     """A tracked action (page view, form submission, message, booking) for funnels and journeys."""
 
     __tablename__ = "analytics_events"
+    __sub_account_index__ = False  # ix_analytics_events_name_created leads with it
     __table_args__ = (
         Index("ix_analytics_events_name_created", "sub_account_id", "event_name", "created_at"),
         Index("ix_analytics_events_contact_created", "contact_id", "created_at"),
-        Index("ix_analytics_events_session", "session_id"),
+        Index("ix_analytics_events_session", "session_id", postgresql_where=text("session_id IS NOT NULL")),
     )
 
     contact_id: Mapped[uuid.UUID | None] = fk("contacts.id", ondelete="SET NULL", nullable=True, index=False)

@@ -137,10 +137,12 @@ class SubAccountOwned:
     """Row owned by exactly one sub-account; row-level security filters on it."""
 
     __tenancy__: ClassVar[str | None] = "sub_account"
+    # False where another index of the table leads with sub_account_id (a second one only costs every write)
+    __sub_account_index__: ClassVar[bool] = True
 
     @declared_attr
     def sub_account_id(cls) -> Mapped[uuid.UUID]:
-        return fk("sub_accounts.id", ondelete="CASCADE")
+        return fk("sub_accounts.id", ondelete="CASCADE", index=cls.__sub_account_index__)
 
 
 class Entity(UUIDPrimaryKey, SubAccountOwned, Timestamps, SoftDelete):

@@ -67,8 +67,10 @@ class Conversation(Entity, Base):
     """A thread between a contact and the business on one channel."""
 
     __tablename__ = "conversations"
+    # last_message_at, moved by every message, is in no index: those updates stay heap-only (HOT, see 0009)
+    __sub_account_index__ = False
     __table_args__ = (
-        Index("ix_conversations_inbox", "sub_account_id", "status", "last_message_at"),
+        Index("ix_conversations_inbox", "sub_account_id", "status"),
         Index("ix_conversations_thread", "channel_id", "external_thread_id"),
     )
 
