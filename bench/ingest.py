@@ -56,7 +56,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request, Response  # module level: the bare app's annotations resolve here
 
@@ -99,31 +99,31 @@ FLOOR_TABLE = "bench_ingest_floor"
 # sub-account of the batch: the contact matched by phone or created, the lead's latest conversation on the
 # channel or a new one, the message once per MessageSid, its agent turn as a pending outbox row
 FLOOR_FULL = (
-    "WITH u AS (SELECT * FROM unnest(%(sids)s::varchar[], %(phones)s::varchar[], %(channels)s::uuid[], "
-    "%(bodies)s::text[], %(created)s::timestamptz[]) AS u(sid, phone, channel_id, body, created_at)), "
+    "WITH u AS (SELECT * FROM unnest(%(sids)b::varchar[], %(phones)b::varchar[], %(channels)b::uuid[], "
+    "%(bodies)b::text[], %(created)b::timestamptz[]) AS u(sid, phone, channel_id, body, created_at)), "
     "p AS (SELECT DISTINCT phone FROM u), "
-    "known AS (SELECT c.phone, c.id FROM p JOIN contacts AS c ON c.sub_account_id = %(sub)s AND c.phone = p.phone "
+    "known AS (SELECT c.phone, c.id FROM p JOIN contacts AS c ON c.sub_account_id = %(sub)b AND c.phone = p.phone "
     "AND c.deleted_at IS NULL), "
     "added AS (INSERT INTO contacts (sub_account_id, agency_id, phone, source, initial_contact_date) "
-    "SELECT %(sub)s, %(agency)s, p.phone, 'sms', now() FROM p WHERE NOT EXISTS (SELECT FROM known "
+    "SELECT %(sub)b, %(agency)b, p.phone, 'sms', now() FROM p WHERE NOT EXISTS (SELECT FROM known "
     "WHERE known.phone = p.phone) ON CONFLICT (sub_account_id, phone) WHERE deleted_at IS NULL AND phone IS NOT NULL "
     "DO UPDATE SET phone = excluded.phone RETURNING phone, id), "  # a concurrent batch's new contact: theirs
     "c AS (SELECT * FROM known UNION ALL SELECT * FROM added), "
     "pairs AS (SELECT DISTINCT u.channel_id, c.id AS contact_id FROM u JOIN c ON c.phone = u.phone), "
     "latest AS (SELECT pairs.channel_id, pairs.contact_id, v.id FROM pairs CROSS JOIN LATERAL (SELECT id "
-    "FROM conversations WHERE sub_account_id = %(sub)s AND contact_id = pairs.contact_id AND channel_id = "
+    "FROM conversations WHERE sub_account_id = %(sub)b AND contact_id = pairs.contact_id AND channel_id = "
     "pairs.channel_id AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 1) AS v), "
-    "opened AS (INSERT INTO conversations (sub_account_id, channel_id, contact_id) SELECT %(sub)s, channel_id, "
+    "opened AS (INSERT INTO conversations (sub_account_id, channel_id, contact_id) SELECT %(sub)b, channel_id, "
     "contact_id FROM pairs WHERE NOT EXISTS (SELECT FROM latest WHERE latest.channel_id = pairs.channel_id AND "
     "latest.contact_id = pairs.contact_id) RETURNING channel_id, contact_id, id), "
     "v AS (SELECT * FROM latest UNION ALL SELECT * FROM opened), "
     "m AS (INSERT INTO messages (sub_account_id, conversation_id, channel_id, contact_id, direction, sender_type, "
-    "body, status, provider_message_id, idempotency_key, created_at) SELECT %(sub)s, v.id, u.channel_id, c.id, "
+    "body, status, provider_message_id, idempotency_key, created_at) SELECT %(sub)b, v.id, u.channel_id, c.id, "
     "'inbound', 'contact', u.body, 'received', u.sid, 'twilio:' || u.sid, u.created_at FROM u "
     "JOIN c ON c.phone = u.phone JOIN v ON v.channel_id = u.channel_id AND v.contact_id = c.id "
     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, conversation_id, created_at) "
     "INSERT INTO outbox_events (sub_account_id, topic, aggregate_type, aggregate_id, payload, dedupe_key, "
-    "available_at) SELECT %(sub)s, 'agent.turn', 'message', m.id, jsonb_build_object('conversation_id', "
+    "available_at) SELECT %(sub)b, 'agent.turn', 'message', m.id, jsonb_build_object('conversation_id', "
     "m.conversation_id, 'message_id', m.id), 'agent.turn:' || m.id, m.created_at FROM m")
 
 
@@ -146,7 +146,7 @@ def floor_app() -> FastAPI:
     kind = os.environ["BENCH_FLOOR_KIND"]
     pool = AsyncConnectionPool(os.environ["BENCH_FLOOR_APP_DSN" if kind == "full" else "BENCH_FLOOR_DSN"],
                                min_size=4, max_size=16, open=False, kwargs={"autocommit": kind != "full"})
-    routes: dict[str, tuple[str, str, str]] = {}  # To -> (channel, sub-account, agency), as ours caches them
+    routes: dict[str, tuple[uuid.UUID, str, str]] = {}  # To -> (channel, sub-account, agency), as ours caches them
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -154,7 +154,7 @@ def floor_app() -> FastAPI:
             for address, channel_id, sub_account_id, agency_id in await (await conn.execute(
                     "SELECT c.address, c.id, c.sub_account_id, s.agency_id FROM channels AS c JOIN sub_accounts AS s "
                     "ON s.id = c.sub_account_id WHERE c.channel_type = 'sms' AND c.is_active")).fetchall():
-                routes[address] = (str(channel_id), str(sub_account_id), str(agency_id))
+                routes[address] = (channel_id, str(sub_account_id), str(agency_id))
         await pool.open()
         yield
         await pool.close()
@@ -182,8 +182,9 @@ def floor_app() -> FastAPI:
                                    [x for pair in scope.items() for x in pair])
                 sids, phones, channels, bodies, created = (list(column) for column in zip(
                     *(row[:4] + (row[6],) for row in sorted(rows)), strict=True))
-                await conn.execute(FLOOR_FULL, {"sub": sub, "agency": agency, "sids": sids, "phones": phones,
-                                                "channels": channels, "bodies": bodies, "created": created})
+                await conn.execute(FLOOR_FULL, {"sub": uuid.UUID(sub), "agency": uuid.UUID(agency), "sids": sids,
+                                                "phones": phones, "channels": channels, "bodies": bodies,
+                                                "created": created})
 
     async def flush() -> None:
         """Group commit: every row waiting when the previous batch is done goes in the next batch (one
@@ -200,13 +201,15 @@ def floor_app() -> FastAPI:
                     done.set_exception(exc)
         flushing[0] = False
 
-    class Params(dict[str, str]):  # as ours hands the form to the validator: `getall` spares it two exceptions
+    # the form read and handed to the validator as ours does (parse_qsl; `getall` spares the validator two
+    # exceptions per parameter)
+    class Params(dict[str, str]):
         def getall(self, name: str) -> list[str]:
             return [self[name]]
 
     @app.post(PATH)
     async def sms(request: Request) -> Response:
-        form = Params((k, str(v)) for k, v in (await request.form()).multi_items())
+        form = Params(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
         if not validator.validate(url, form, request.headers.get("X-Twilio-Signature", "")):
             return Response(status_code=403)
         if kind == "full":
