@@ -190,9 +190,13 @@ NEW_CONVERSATIONS = (
     "INSERT INTO conversations (id, sub_account_id, channel_id, contact_id) "
     "SELECT u.id, %(sub)b, u.channel_id, u.contact_id "
     "FROM unnest(%(ids)b::uuid[], %(channels)b::uuid[], %(contacts)b::uuid[]) AS u(id, channel_id, contact_id)")
+# the new conversations get the sub-account's AI agent for SMS, as `inbound.agent_for` picks it (its oldest
+# active agent working the channel, in its mode there), in the same statement
 NEW_AI_CONFIGS = (
     "INSERT INTO conversation_ai_configs (sub_account_id, conversation_id, ai_agent_id, mode) "
-    "SELECT %(sub)b, u.id, %(agent)b, %(mode)b FROM unnest(%(ids)b::uuid[]) AS u(id)")
+    "SELECT %(sub)b, u.id, a.id, coalesce(a.channel_modes ->> 'sms', a.mode) FROM unnest(%(ids)b::uuid[]) AS u(id) "
+    "CROSS JOIN (SELECT id, mode, channel_modes FROM ai_agents WHERE sub_account_id = %(sub)b AND is_active "
+    "AND deleted_at IS NULL AND enabled_channels @> '[\"sms\"]'::jsonb ORDER BY created_at LIMIT 1) AS a")
 # the messages (once per idempotency key), and for those stored now: their analytics events, their agent turns
 # in the outbox (not for keywords) and their conversations' counters; returns the messages stored and the
 # conversations that were resolved (to open again)
@@ -349,9 +353,7 @@ class _Batch:
         ids = _uuids(len(to_open))
         self.run(NEW_CONVERSATIONS, ids=ids, channels=[p[0] for p in to_open], contacts=[p[1] for p in to_open])
         found.update(zip(to_open, ids, strict=True))
-        agent = inbound.agent_for(self.session, "sms")
-        if agent is not None:
-            self.run(NEW_AI_CONFIGS, agent=agent[0].id, mode=agent[1], ids=ids)
+        self.run(NEW_AI_CONFIGS, ids=ids)
 
     def after_store(self, new: list[dict[str, Any]], written: _Written) -> None:
         """What else newly stored messages bring about: workflows, outbound webhooks, keyword answers; the

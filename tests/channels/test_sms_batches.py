@@ -16,13 +16,14 @@ from sqlalchemy import func, select, update
 from twilio.request_validator import RequestValidator
 
 from api.app import app
-from channels import sms, sms_store
+from channels import inbound, sms, sms_store
 from channels.group_commit import GroupCommit
 from leadpilot.settings import get_settings
 from models.activity import AnalyticsEvent
+from models.ai import AIAgent
 from models.conversations import Channel, Conversation, ConversationAIConfig, Message, OutboxEvent
 from models.crm import Contact
-from models.db import owner_session
+from models.db import TenantScope, owner_session, tenant_session
 from tests.conftest import Demo
 
 TOKEN = "twilio-test-auth-token"
@@ -54,6 +55,31 @@ def _text(form: dict[str, str]) -> sms_store.Text:
     url = get_settings().public_base_url.rstrip("/") + URL_PATH
     signature = RequestValidator(TOKEN).compute_signature(url, form)
     return sms.accept(url, form, signature, sms._route(form["To"]))
+
+
+@pytest.mark.integration
+def test_a_new_lead_gets_the_agent_and_mode_agent_for_picks(token: str, demo: Demo) -> None:
+    """The batch's own statement attaches what `inbound.agent_for` picks for a new conversation: the oldest
+    active agent working SMS, in its mode for SMS (here a per-channel override of its own mode)."""
+    with owner_session() as session:
+        agent = session.scalars(select(AIAgent).where(
+            AIAgent.sub_account_id == demo.a, AIAgent.is_active, AIAgent.deleted_at.is_(None),
+            AIAgent.enabled_channels.contains(["sms"])).order_by(AIAgent.created_at).limit(1)).one()
+        agent_id, modes = agent.id, dict(agent.channel_modes or {})
+        override = next(mode for mode in ("suggestive", "autopilot") if mode != agent.mode)
+        agent.channel_modes = {**modes, "sms": override}
+    try:
+        out = sms_store.write([_text(_form(_number(demo.a), _sender(), "Hi, is this the restaurant?"))])[0]
+        assert isinstance(out, sms_store.Inbound) and out.created
+        with tenant_session(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)) as session:
+            picked = inbound.agent_for(session, "sms")
+            config = session.scalars(select(ConversationAIConfig).where(
+                ConversationAIConfig.conversation_id == out.conversation_id)).one()
+            assert picked is not None and picked[0].id == agent_id
+            assert (config.ai_agent_id, config.mode) == (agent_id, override) == (picked[0].id, picked[1])
+    finally:
+        with owner_session() as session:
+            session.get_one(AIAgent, agent_id).channel_modes = modes
 
 
 @pytest.mark.integration
