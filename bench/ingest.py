@@ -140,6 +140,7 @@ def floor_app() -> FastAPI:
     from psycopg_pool import AsyncConnectionPool
     from twilio.request_validator import RequestValidator
 
+    from channels.sms import TwilioParams
     from models.db import TenantScope
 
     validator = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"])
@@ -202,15 +203,10 @@ def floor_app() -> FastAPI:
                     done.set_exception(exc)
         flushing[0] = False
 
-    # the form read and handed to the validator as ours does (parse_qsl; `getall` spares the validator two
-    # exceptions per parameter)
-    class Params(dict[str, str]):
-        def getall(self, name: str) -> list[str]:
-            return [self[name]]
-
     @app.post(PATH)
     async def sms(request: Request) -> Response:
-        form = Params(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+        # the form read and handed to the validator as ours does
+        form = TwilioParams(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
         if not validator.validate(url, form, request.headers.get("X-Twilio-Signature", "")):
             return Response(status_code=403)
         if kind == "full":
