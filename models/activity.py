@@ -106,6 +106,10 @@ class Integration(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
         ForeignKeyConstraint(["agency_id", "sub_account_id"], ["sub_accounts.agency_id", "sub_accounts.id"],
                              ondelete="CASCADE", name="fk_integrations_agency_sub_account"),
         Index("ix_integrations_sub_account", "sub_account_id"),
+        # an outside account (Stripe account, Whop company, Meta ad account) belongs to one live integration:
+        # events are routed by it, so a second claim would take another sub-account's events
+        Index("uq_integrations_provider_connection", "provider_name", "connection_id", unique=True,
+              postgresql_where=text("connection_id IS NOT NULL AND deleted_at IS NULL")),
     )
 
     agency_id: Mapped[uuid.UUID] = fk("agencies.id", ondelete="CASCADE")
