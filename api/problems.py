@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from models import metadata
 from services.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,26 @@ def problem(status: int, detail: str | None = None, *, title: str | None = None,
         body["instance"] = instance
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _reference_columns() -> dict[str, str]:
+    """Foreign-key name -> the referencing column a caller wrote (the last of a composite tenant key)."""
+    return {str(fk.name): fk.column_keys[-1] for table in metadata.tables.values()
+            for fk in table.foreign_key_constraints if fk.name}
+
+
+REFERENCE_COLUMNS = _reference_columns()
+
+
+def dangling_reference(exc: IntegrityError) -> str | None:
+    """The column of a write that referenced nothing the caller's tenant holds (a foreign-key violation by an
+    insert or update, not a delete of something still referenced), or None."""
+    diag = getattr(exc.orig, "diag", None)
+    if getattr(exc.orig, "sqlstate", None) != "23503" or diag is None:
+        return None
+    if not (diag.message_primary or "").startswith("insert or update"):
+        return None
+    return diag.column_name or REFERENCE_COLUMNS.get(diag.constraint_name or "", diag.constraint_name)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -56,7 +77,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(IntegrityError)
     async def integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
-        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        diag = getattr(exc.orig, "diag", None)
+        constraint = getattr(diag, "constraint_name", None)
+        field = dangling_reference(exc)
+        if field is not None:
+            # another tenant's id and a random one get this same answer: neither exists for the caller
+            return problem(422, f"'{field}' does not refer to anything in this sub-account.", title="Invalid request",
+                           instance=request.url.path,
+                           errors=[{"loc": ["body", field], "msg": "No such object.", "type": "reference"}])
         return problem(409, "The change conflicts with existing data.", title="Conflict",
                        instance=request.url.path, constraint=constraint)
 

@@ -16,7 +16,9 @@ from models import (  # noqa: F401  (imported for their table registrations)
     workflows,
 )
 from models.base import Base
+from models.tenant_refs import tie_references_to_tenants
 
 metadata = Base.metadata
+tie_references_to_tenants(metadata)
 
 __all__ = ["Base", "metadata"]
