@@ -35,6 +35,7 @@ CENT = Decimal("0.01")
 PERMISSIONS = {
     "contacts.read": "CRM",
     "contacts.write": "CRM",
+    "contacts.delete": "CRM",
     "conversations.read": "Inbox",
     "conversations.write": "Inbox",
     "inbox.claim": "Inbox",

@@ -257,10 +257,11 @@ def return_to_ai(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversatio
     with tenant_session(scope) as session:
         configurable, ai_config = run_config(session, conversation_id)
         said: list[str] = []
+        now = datetime.now(UTC)
         for handoff in session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id,
                                                              Handoff.resolved_at.is_(None))):
             said += human_replied_since(session=session, conversation_id=conversation_id, since=handoff.requested_at)
-            handoff.status, handoff.resolved_at = "returned_to_ai", datetime.now(UTC)
+            handoff.status, handoff.resolved_at, handoff.returned_to_ai_at = "returned_to_ai", now, now
         human_messages = said if human_messages is None else human_messages
         if ai_config is not None:
             ai_config.is_active, ai_config.handoff_to_human = True, False

@@ -18,6 +18,8 @@ from services.errors import InvalidInput
 router = APIRouter(prefix="/v1/sub-accounts/{sub_account_id}", tags=["CRM"])
 Read = Annotated[Tenant, Depends(sub_account("contacts.read"))]
 Write = Annotated[Tenant, Depends(sub_account("contacts.write"))]
+# deleting a contact, or folding one into another, takes its history out of the CRM: not every editor may
+Delete = Annotated[Tenant, Depends(sub_account("contacts.delete"))]
 Channel = Literal[CHANNEL_TYPES]  # type: ignore[valid-type]
 
 
@@ -140,7 +142,7 @@ def update_contact(t: Write, contact_id: uuid.UUID, body: ContactIn) -> dict[str
 
 
 @router.delete("/contacts/{contact_id}", status_code=204, summary="Delete a contact (recoverable)")
-def delete_contact(t: Write, contact_id: uuid.UUID) -> Response:
+def delete_contact(t: Delete, contact_id: uuid.UUID) -> Response:
     with t.session() as s:
         crm.soft_delete_contact(session=s, contact_id=contact_id)
     return Response(status_code=204)
@@ -183,7 +185,7 @@ def set_dnd(t: Write, contact_id: uuid.UUID, channel: Channel, body: DndIn) -> d
 
 
 @router.post("/contacts/{contact_id}/merge", summary="Merge a duplicate into this contact")
-def merge(t: Write, contact_id: uuid.UUID, body: MergeIn) -> dict[str, Any]:
+def merge(t: Delete, contact_id: uuid.UUID, body: MergeIn) -> dict[str, Any]:
     with t.session() as s:
         return _contact(s, crm.merge_contacts(session=s, keep_id=contact_id, merge_id=body.merge_id))
 

@@ -120,6 +120,7 @@ def test_the_handoff_flow_through_the_inbox(turn, lead) -> None:  # type: ignore
             ConversationAIConfig.conversation_id == lead.conversation_id)).one()
         handoff = session.scalars(select(Handoff).where(Handoff.conversation_id == lead.conversation_id)).one()
     assert config.is_active and handoff.status == "returned_to_ai"
+    assert handoff.returned_to_ai_at is not None and handoff.returned_to_ai_at == handoff.resolved_at
     assert turn("ok, and do you have parking?").decision == "answer"  # the AI answers the next message
 
 

@@ -95,6 +95,20 @@ def test_a_missing_permission_is_403_with_the_permission_named(keys, demo: Demo)
                         json={"key": "x", "name": "X", "field_type": "text"}), 403)
 
 
+def test_staff_edit_contacts_but_only_managers_delete_or_merge_them(keys, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    made = [client.post(f"{base(demo.a)}/contacts", headers=keys["staff_a"],
+                        json={"first_name": "Del", "email": f"del-{uuid.uuid4().hex[:8]}@example.com"}) for _ in "ab"]
+    first, second = (m.json()["id"] for m in made)
+    assert client.patch(f"{base(demo.a)}/contacts/{first}", headers=keys["staff_a"],
+                        json={"last_name": "Edited"}).status_code == 200
+    assert problem(client.delete(f"{base(demo.a)}/contacts/{first}", headers=keys["staff_a"]),
+                   403)["permission"] == "contacts.delete"
+    assert problem(client.post(f"{base(demo.a)}/contacts/{first}/merge", headers=keys["staff_a"],
+                               json={"merge_id": second}), 403)["permission"] == "contacts.delete"
+    assert client.get(f"{base(demo.a)}/contacts/{first}", headers=keys["staff_a"]).status_code == 200
+    assert client.delete(f"{base(demo.a)}/contacts/{first}", headers=keys["manager_a"]).status_code == 204
+
+
 def test_every_sub_account_route_refuses_a_user_of_another_sub_account(keys, demo: Demo) -> None:  # type: ignore[no-untyped-def]
     """A sweep over the whole API: B's manager gets 404 on each of A's routes, whatever the method."""
     tried = 0
