@@ -155,9 +155,12 @@ def _comparable(response: Any) -> tuple[int, Any]:
     return response.status_code, body
 
 
-def test_another_tenants_ids_are_refused_like_random_ones_on_every_write(demo: Demo, owner_engine: Engine) -> None:
+@pytest.mark.parametrize("caller", ["john@restaurant.com", "admin@digitalmarketing.com"])
+def test_another_tenants_ids_are_refused_like_random_ones_on_every_write(caller: str, demo: Demo,
+                                                                          owner_engine: Engine) -> None:
+    """As A's client manager, and as the agency admin who may act in both sub-accounts but not mix them."""
     client = TestClient(app, raise_server_exceptions=False)
-    headers = key_for(demo, "john@restaurant.com")  # Client Manager of A only
+    headers = key_for(demo, caller)
     own, foreign = _ids(owner_engine, demo.a, "john@restaurant.com"), _ids(owner_engine, demo.b, "bob@restaurant.com")
     spec = app.openapi()
     tried, own_accepted, kinds = 0, 0, set()
