@@ -3,6 +3,7 @@ row-level-security policies (and the audit trigger) read; code never has to reme
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leadpilot.infra import ensure_infra
 from leadpilot.settings import get_settings
+
+log = logging.getLogger("leadpilot.db")
 
 TENANT_KEY = "tenant"
 
@@ -103,27 +106,40 @@ AFTER_COMMIT_KEY = "after_commit"
 
 
 def after_commit(session: Session, action: Any) -> None:
-    """Run `action()` once the session's transaction has committed (hand work to a worker, publish a realtime
-    event); dropped if it rolls back. What is done before the commit could announce rows that never exist."""
-    session.info.setdefault(AFTER_COMMIT_KEY, []).append(action)
+    """Run `action()` once the session's outermost transaction has committed (hand work to a worker, publish a
+    realtime event); dropped if that transaction, or the savepoint it was registered in, rolls back. What is done
+    before the commit could announce rows that never exist."""
+    session.info.setdefault(AFTER_COMMIT_KEY, []).append((session.get_nested_transaction(), action))
 
 
 def _run_after_commit(session: Session) -> None:
-    for action in session.info.pop(AFTER_COMMIT_KEY, []):
+    # SQLAlchemy fires after_commit for a released savepoint too; the outer transaction may still roll back
+    if session.in_nested_transaction():
+        return
+    for _, action in session.info.pop(AFTER_COMMIT_KEY, []):
         try:
             action()
         except Exception:  # the data is committed; a lost hand-off is picked up again by the outbox dispatcher
-            import logging
-
-            logging.getLogger("leadpilot.db").exception("after-commit action failed")
+            log.exception("after-commit action failed")
 
 
 event.listen(Session, "after_commit", _run_after_commit)
 
 
+def _within(transaction: Any, ancestor: Any) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
 def _drop_after_commit(session: Session, previous_transaction: Any) -> None:
-    if previous_transaction.parent is None:  # the whole transaction, not a savepoint, rolled back
+    if previous_transaction.parent is None:  # the whole transaction rolled back
         session.info.pop(AFTER_COMMIT_KEY, None)
+    elif previous_transaction.nested and AFTER_COMMIT_KEY in session.info:  # a savepoint: only what it announced
+        session.info[AFTER_COMMIT_KEY] = [(where, action) for where, action in session.info[AFTER_COMMIT_KEY]
+                                          if not _within(where, previous_transaction)]
 
 
 event.listen(Session, "after_soft_rollback", _drop_after_commit)
