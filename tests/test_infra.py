@@ -24,6 +24,17 @@ def test_embedded_redis_starts_is_reused_and_stops(tmp_path: Path) -> None:
         redis.Redis.from_url(url, socket_timeout=1).ping()
 
 
+def test_embedded_redis_comes_back_on_its_port_with_its_queue(tmp_path: Path) -> None:
+    """A restart keeps the URL every process already holds, and the tasks waiting in the broker."""
+    url = start_embedded_redis(tmp_path)
+    redis.Redis.from_url(url).lpush("agent", "turn-1", "turn-2")
+    assert stop_embedded_redis(tmp_path) is True
+    assert start_embedded_redis(tmp_path) == url
+    client = redis.Redis.from_url(url)
+    assert client.lrange("agent", 0, -1) == [b"turn-2", b"turn-1"]
+    stop_embedded_redis(tmp_path)
+
+
 def test_configured_urls_win_over_embedded_servers(tmp_path: Path) -> None:
     settings = Settings(database_url="postgresql://u:p@db.example:5432/x", redis_url="redis://cache.example:6379/1",
                         leadpilot_state_dir=tmp_path)
