@@ -33,7 +33,8 @@ def _pool() -> ConnectionPool:
     url = _libpq(owner_url())
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    pool = ConnectionPool(url, min_size=1, max_size=20, open=True, kwargs={
+    # checked on checkout: after a database restart the pool would otherwise hand out dead connections
+    pool = ConnectionPool(url, min_size=1, max_size=20, open=True, check=ConnectionPool.check_connection, kwargs={
         "autocommit": True, "row_factory": dict_row, "prepare_threshold": None,
         "options": f"-c search_path={SCHEMA}"})
     PostgresSaver(pool).setup()  # type: ignore[arg-type]

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from psycopg_pool import PoolTimeout
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models import metadata
@@ -17,6 +18,7 @@ from services.errors import DomainError
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S = 5
 
 
 def problem(status: int, detail: str | None = None, *, title: str | None = None, type_: str = "about:blank",
@@ -87,6 +89,18 @@ def install_problem_handlers(app: FastAPI) -> None:
                            errors=[{"loc": ["body", field], "msg": "No such object.", "type": "reference"}])
         return problem(409, "The change conflicts with existing data.", title="Conflict",
                        instance=request.url.path, constraint=constraint)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # the database is down, restarting or out of connections: nothing was written, and asking again in a
+        # moment is right (Twilio, Stripe and our own clients retry on a 503)
+        log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+        response = problem(503, "The database is briefly unavailable; try again shortly.",
+                           title="Service Unavailable", instance=request.url.path)
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

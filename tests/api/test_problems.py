@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import create_engine, pool, text
 
 from api.problems import install_problem_handlers
 from services.errors import Conflict, NotFound
@@ -46,6 +47,16 @@ def client(owner_engine) -> TestClient:  # type: ignore[no-untyped-def]
             conn.execute(text("INSERT INTO channels (id, sub_account_id, channel_type, provider, name, address) "
                               "VALUES (gen_random_uuid(), :s, 'sms', 'twilio', 'dup', :a)"), {"s": sub, "a": address})
 
+    @probe.get("/database-down")
+    def database_down() -> None:
+        # a real refused connection: a port nothing listens on
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = s.getsockname()[1]
+        engine = create_engine(f"postgresql+psycopg://u:p@127.0.0.1:{dead}/x", poolclass=pool.NullPool)
+        with engine.connect():
+            pass
+
     @probe.get("/boom")
     def boom() -> None:
         raise RuntimeError("secret internals")
@@ -69,6 +80,13 @@ def test_domain_errors_keep_their_status_and_extra_fields(client: TestClient) ->
 def test_integrity_errors_name_the_constraint(client: TestClient) -> None:
     body = client.post("/duplicate-channel").json()
     assert (body["status"], body["constraint"]) == (409, "uq_channels_type_address")
+
+
+def test_a_database_outage_is_503_with_retry_after(client: TestClient) -> None:
+    response = client.get("/database-down")
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "127.0.0.1" not in response.text
 
 
 def test_unexpected_errors_do_not_leak_internals(client: TestClient) -> None:
