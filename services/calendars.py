@@ -96,6 +96,10 @@ def book_appointment(*, session: Session, request: BookingRequest, now: datetime
     if request.start.tzinfo is None:
         raise InvalidInput("The start time needs a timezone.")
     if request.idempotency_key:
+        # retries of one request may arrive together: the first holds the key until it commits, the others then
+        # find its appointment (a new statement sees the commit) instead of racing it into a 409
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(
+            "appointment:" + request.idempotency_key, 0))))
         existing = session.scalar(select(Appointment).where(Appointment.idempotency_key == request.idempotency_key))
         if existing is not None:
             return existing

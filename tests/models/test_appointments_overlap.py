@@ -274,3 +274,37 @@ def _wait_until_blocked(engine: Engine, timeout_s: float = 10) -> None:
                 return
             time.sleep(0.02)
     raise AssertionError("the booking never blocked")
+
+
+def test_concurrent_retries_with_one_idempotency_key_all_get_the_first_booking(app_db, calendar, demo) -> None:  # type: ignore[no-untyped-def]
+    """A client that times out and retries many times at once: one appointment, and every caller gets it back
+    (never a 409 for the caller's own booking)."""
+    from services.availability import available_slots
+    from services.calendars import BookingRequest, book_appointment
+
+    cal, _, contact = calendar
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
+    with tenant_session(scope, bind=app_db) as session:
+        day = now.date() + timedelta(days=16)
+        slot = available_slots(session=session, calendar_id=cal, start=day, end=day + timedelta(days=3), now=now)[0]
+    key, barrier, results = f"retry-{uuid.uuid4()}", threading.Barrier(20), []
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            with tenant_session(scope, bind=app_db) as session:
+                booked = book_appointment(session=session, now=now, request=BookingRequest(
+                    calendar_id=cal, contact_id=contact, start=slot.start, idempotency_key=key))
+                results.append(booked.id)
+        except Exception as exc:
+            results.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and isinstance(results[0], uuid.UUID), results
+    with tenant_session(scope, bind=app_db) as session:
+        assert session.scalar(text("SELECT count(*) FROM appointments WHERE idempotency_key = :k"), {"k": key}) == 1
