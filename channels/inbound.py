@@ -18,6 +18,7 @@ from channels import realtime
 from models.ai import AIAgent
 from models.conversations import Channel, Conversation, ConversationAIConfig, Message, OutboxEvent
 from models.db import after_commit
+from services import outbox
 
 # how long a lead may keep typing before the agent answers everything at once (GoHighLevel's reply delay):
 # a burst of texts gets one coherent reply; a channel can set its own `reply_delay_seconds`
@@ -143,5 +144,5 @@ def queue_turn(session: Session, conversation: Conversation, message_id: uuid.UU
         agent_turn_event.apply_async(args=[str(event_id), str(agency_id), str(sub_account_id)],
                                      countdown=delay_seconds or None)
 
-    after_commit(session, hand_over)
+    after_commit(session, outbox.handing_over([event_id], hand_over))
     return event

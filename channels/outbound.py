@@ -30,6 +30,7 @@ from models.crm import Contact
 from models.db import TenantScope, after_commit, tenant_session
 from models.sandbox import SandboxDelivery
 from models.tenancy import SubAccount
+from services import outbox
 from services.campaigns import mirror_status
 from services.crm import is_dnd
 
@@ -143,7 +144,7 @@ def queue_sends(session: Session, messages: Sequence[Message | Queued], *, not_b
                     send_messages.apply_async(args=[ids[start:start + SEND_CHUNK], agency_id, sub_account_id],
                                               eta=not_before, producer=producer)
 
-    after_commit(session, hand_over)
+    after_commit(session, outbox.handing_over([event_id for event_id, _, _ in work], hand_over))
     return [event_id for event_id, _ in queued]
 
 

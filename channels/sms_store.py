@@ -32,7 +32,7 @@ from models.conversations import Channel, Conversation, Message
 from models.crm import Contact
 from models.db import TenantScope, after_commit, app_url, apply_scope, tenant_session
 from models.tenancy import SubAccount
-from services import analytics, crm
+from services import analytics, crm, outbox
 
 log = logging.getLogger("leadpilot.sms")
 CATEGORY = analytics.CATEGORIES["message_received"]
@@ -94,12 +94,15 @@ class _Written:
 
     def hand_over(self) -> None:
         try:
-            self._hand_over()
-        except Exception:  # committed all the same: the outbox dispatcher hands lost turns over again
-            log.exception("inbound SMS batch: realtime events or agent turns not handed over")
+            realtime.publish_many(self.events)
+        except Exception:  # the inbox catches up on its next read
+            log.exception("inbound SMS batch: realtime events not published")
+        try:
+            outbox.handing_over([args[0] for _, args in self.turns], self._hand_over)()
+        except Exception:  # committed all the same: pending again, the dispatcher hands them over in seconds
+            log.exception("inbound SMS batch: agent turns not handed over")
 
     def _hand_over(self) -> None:
-        realtime.publish_many(self.events)
         from workers.tasks import agent_turn_event, agent_turn_events
 
         for delay, group in itertools.groupby(sorted(self.turns, key=lambda t: t[0]), key=lambda t: t[0]):

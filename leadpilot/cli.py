@@ -292,13 +292,18 @@ def _wait_ready(base: str, timeout: float = 60) -> None:
 
 
 def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
+    # the worker finishes the turns it runs (warm shutdown; what it reserved but had not started goes back to
+    # the broker): a grace shorter than a turn left leads to the reclaim
+    grace = get_settings().worker_shutdown_grace_seconds
+
     def stop(*_: object) -> None:
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
         for p in procs:
             try:
-                p.wait(timeout=15)
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.kill()
         raise typer.Exit(0)

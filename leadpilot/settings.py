@@ -51,8 +51,15 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_from: str = "LeadPilot <no-reply@leadpilot.local>"
 
-    # seconds before the broker hands an unacknowledged task (its worker died) to another worker
-    celery_visibility_timeout: int = 3600
+    # seconds before the broker hands an unacknowledged task (its worker died) to another worker: longer than
+    # the longest task (a campaign batch, a large knowledge source), or live tasks would run twice
+    celery_visibility_timeout: int = 600
+    # an outbox event handed to a worker and unfinished this long after it was due is handed out again; an agent
+    # turn whose conversation no live worker holds, sooner: a lead is waiting (see services/outbox.py)
+    outbox_reclaim_seconds: int = 600
+    turn_reclaim_seconds: int = 30
+    # how long a stopping worker may finish its running tasks (more than the longest agent turn)
+    worker_shutdown_grace_seconds: int = 90
 
     public_base_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"

@@ -4,20 +4,23 @@ due, and settled by the task that performs it. Claiming skips rows another dispa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from leadpilot.settings import get_settings
 from models.calendars import LIVE_APPOINTMENT_STATUSES, Appointment
 from models.conversations import Channel, Conversation, Message, OutboxEvent
 from models.crm import Contact
+from models.db import owner_session
 from models.tenancy import SubAccount
 from services.crm import is_dnd
 
 CLAIM_AHEAD = timedelta(minutes=5)  # hand events to Celery slightly early; the task's eta keeps the time
-RECLAIM_AFTER = timedelta(hours=1)
+TURN_TOPIC = "agent.turn"
 
 
 @dataclass(frozen=True)
@@ -31,33 +34,80 @@ class Claimed:
     eta: datetime
 
 
-def claim_due(*, session: Session, now: datetime | None = None, limit: int = 500) -> list[Claimed]:
-    """Mark due pending events dispatched (owner session: the dispatcher serves every tenant) and return them."""
+def _reclaim_after() -> tuple[timedelta, timedelta]:
+    """How long a handed-over event may stay unfinished past its due time before it is handed out again: any
+    event (a send, a reminder: the longest task runs minutes), and an agent turn whose conversation no worker
+    is busy with (a lead waits for it: seconds)."""
+    settings = get_settings()
+    return timedelta(seconds=settings.outbox_reclaim_seconds), timedelta(seconds=settings.turn_reclaim_seconds)
+
+
+def claim_due(*, session: Session, now: datetime | None = None, limit: int = 500,
+              busy: Callable[[set[str]], set[str]] | None = None) -> list[Claimed]:
+    """Mark due pending events dispatched (owner session: the dispatcher serves every tenant) and return them.
+
+    Events handed over before and still unfinished are handed out again, since every task is safe to run twice:
+    a turn `turn_reclaim_seconds` after it was due unless `busy` (conversation ids -> those a live worker holds)
+    says a worker is on its conversation (a worker killed mid-turn, or holding it unstarted, loses it this way
+    in seconds); anything else after `outbox_reclaim_seconds`, counted from its due time, not its hand-over."""
     now = now or datetime.now(UTC)
+    reclaim, reclaim_turn = _reclaim_after()
+    since = func.greatest(OutboxEvent.dispatched_at, OutboxEvent.available_at)
+    stale = (OutboxEvent.status == "dispatched") & or_(
+        since < now - reclaim, (OutboxEvent.topic == TURN_TOPIC) & (since < now - reclaim_turn))
     rows = session.execute(
         select(OutboxEvent, SubAccount.agency_id).join(SubAccount, SubAccount.id == OutboxEvent.sub_account_id)
-        .where(or_(OutboxEvent.status == "pending",
-                   # handed to a broker that lost it: the tasks are idempotent, so hand it out again
-                   (OutboxEvent.status == "dispatched") & (OutboxEvent.dispatched_at < now - RECLAIM_AFTER)),
-               OutboxEvent.available_at <= now + CLAIM_AHEAD)
+        .where(or_(OutboxEvent.status == "pending", stale), OutboxEvent.available_at <= now + CLAIM_AHEAD)
         .order_by(OutboxEvent.available_at).limit(limit).with_for_update(of=OutboxEvent, skip_locked=True)).all()
+    turns = {str(e.payload.get("conversation_id")) for e, _ in rows
+             if e.status == "dispatched" and e.topic == TURN_TOPIC}
+    held = busy(turns) if turns and busy is not None else set()
     claimed = []
     for event, agency_id in rows:
+        if event.status == "dispatched" and str(event.payload.get("conversation_id")) in held:
+            continue  # a live worker runs (or waits to run) this conversation's turns
         event.status, event.dispatched_at, event.attempts = "dispatched", now, event.attempts + 1
         claimed.append(Claimed(event.id, event.topic, agency_id, event.sub_account_id, event.available_at))
     session.flush()
     return claimed
 
 
-def settle(*, session: Session, event_id: uuid.UUID, error: str | None = None, retry: bool = False) -> None:
+def release(event_ids: Iterable[uuid.UUID | str]) -> int:
+    """Events whose hand-over never reached the broker: pending again, so the dispatcher's next pass (seconds)
+    hands them over, instead of the reclaim. Owner session: runs after the commit, outside any tenant."""
+    ids = [uuid.UUID(str(i)) for i in event_ids]
+    with owner_session() as session:
+        return session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids), OutboxEvent.status == "dispatched")
+                               .values(status="pending")).rowcount
+
+
+def handing_over(event_ids: Iterable[uuid.UUID | str], action: Callable[[], None]) -> Callable[[], None]:
+    """`action` (an after-commit hand-over of these events to the broker) such that a hand-over refused by the
+    broker (Redis down, restarting) puts the events back to pending, for the dispatcher's next pass."""
+    ids = list(event_ids)
+
+    def hand_over() -> None:
+        try:
+            action()
+        except Exception:
+            release(ids)
+            raise
+
+    return hand_over
+
+
+def settle(*, session: Session, event_id: uuid.UUID, error: str | None = None, retry: bool = False,
+           retry_in: float = 0.0) -> None:
     """Record the outcome of running an event: done, or back to pending with the error for the dispatcher to
-    hand out again; `retry`: the task retries by itself (Celery countdown), so the event stays with it and
-    only the error is kept (and the reclaim clock restarts)."""
+    hand out again; `retry`: the task retries by itself in `retry_in` seconds (Celery countdown), so the event
+    stays with it, due then (the reclaim counts from there), and only the error is kept."""
     event = session.get(OutboxEvent, event_id)
     if event is None:
         return
     if retry:
-        event.last_error, event.dispatched_at = (error or "")[:2000], datetime.now(UTC)
+        now = datetime.now(UTC)
+        event.last_error, event.dispatched_at = (error or "")[:2000], now
+        event.available_at = max(event.available_at, now + timedelta(seconds=retry_in))
     elif error is None:
         event.status, event.done_at, event.last_error = "done", datetime.now(UTC), None
     else:

@@ -33,6 +33,7 @@ from models.activity import Webhook, WebhookLog
 from models.conversations import OutboxEvent
 from models.db import TenantScope, after_commit, tenant_session
 from models.tenancy import SubAccount
+from services import outbox
 from services.errors import InvalidInput, NotFound
 
 EVENTS = ("contact.created", "contact.updated", "message.received", "handoff.opened", "appointment.booked",
@@ -116,7 +117,7 @@ def emit_many(session: Session, sub_account_id: uuid.UUID, event_type: str, data
         for event_id in queued:
             deliver_webhook.apply_async(args=[str(event_id), str(agency_id), str(sub_account_id), 1])
 
-    after_commit(session, hand_over)
+    after_commit(session, outbox.handing_over(queued, hand_over))
     return len(queued)
 
 
@@ -196,5 +197,5 @@ def redeliver(*, session: Session, delivery_id: uuid.UUID) -> uuid.UUID:
 
         deliver_webhook.apply_async(args=[str(event_id), str(agency_id), str(sub_account_id), 1])
 
-    after_commit(session, hand_over)
+    after_commit(session, outbox.handing_over([event_id], hand_over))
     return event_id

@@ -52,13 +52,16 @@ def create_celery() -> Celery:
         timezone="UTC",
         enable_utc=True,
         broker_connection_retry_on_startup=True,
+        # a worker process loads its models before it takes a task (workers.tasks.warm_up_process): allow it
+        worker_proc_alive_timeout=120.0,
         # a task whose worker died is handed out again after the visibility timeout (swept every few seconds
         # when the timeout is short); every task is safe to run twice
         broker_transport_options={"visibility_timeout": visibility,
                                   **({"unacked_restore_interval": 1, "unacked_restore_throttle": 1}
                                      if visibility < 60 else {})},
         beat_schedule={
-            "dispatch-outbox": {"task": "workers.dispatch_outbox", "schedule": 30.0},
+            # hand-overs the broker refused and turns a dead worker held come back within seconds
+            "dispatch-outbox": {"task": "workers.dispatch_outbox", "schedule": 5.0},
             "deliver-due-reports": {"task": "workers.deliver_due_reports", "schedule": 300.0},
             "workflow-sweep": {"task": "workers.workflow_sweep", "schedule": 30.0},
             "workflow-dates": {"task": "workers.workflow_dates", "schedule": 3600.0},

@@ -3,18 +3,40 @@ to run twice (see CONVENTIONS.md)."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+import redis
 from celery import Task
+from celery.signals import worker_process_init
+from psycopg_pool import PoolTimeout
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from models.db import TenantScope, get_app_engine, owner_session, tenant_session, tenant_unit_of_work
 from services import outbox, report_templates
 from workers.app import celery_app
+
+log = logging.getLogger("leadpilot.workers")
+# a database restarting or a broker briefly away: the task is tried again with backoff, not lost as failed
+TRANSIENT = (OperationalError, InterfaceError, PoolTimeout, redis.exceptions.ConnectionError)
+RETRY_TRANSIENT: dict[str, Any] = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 30,
+                                   "retry_jitter": True, "max_retries": 12}
+
+
+@worker_process_init.connect
+def warm_up_process(**_: Any) -> None:
+    """Each worker process loads its models before it takes a task (see agents.lead.runner.warm_up)."""
+    from agents.lead.runner import warm_up
+
+    try:
+        log.info("worker warmed up", extra={"seconds": round(warm_up(), 2)})
+    except Exception:  # a worker that cannot warm up still works: its first turn loads what it needs
+        log.exception("worker warm-up failed")
 
 
 @celery_app.task(name="workers.ping")
@@ -27,18 +49,30 @@ def ping() -> dict[str, Any]:
 
 @celery_app.task(name="workers.dispatch_outbox")
 def dispatch_outbox() -> list[str]:
-    """Hand every due outbox event to the task for its topic, to run at its due time (Celery eta)."""
+    """Hand every due outbox event to the task for its topic, to run at its due time (Celery eta); what the
+    broker refuses goes back to pending for the next pass."""
     with owner_session() as session:
-        claimed = outbox.claim_due(session=session)
-    ids = []
-    for event in claimed:
+        claimed = outbox.claim_due(session=session, busy=busy_conversations)
+    ids: list[str] = []
+    for n, event in enumerate(claimed):
         task = TOPIC_TASKS.get(event.topic)
         if task is None:
             continue
-        result = task.apply_async(args=[str(event.event_id), str(event.agency_id), str(event.sub_account_id)],
-                                  eta=event.eta)
+        try:
+            result = task.apply_async(args=[str(event.event_id), str(event.agency_id), str(event.sub_account_id)],
+                                      eta=event.eta)
+        except Exception:
+            outbox.release(e.event_id for e in claimed[n:])
+            raise
         ids.append(result.id)
     return ids
+
+
+def busy_conversations(conversation_ids: set[str]) -> set[str]:
+    """The conversations a live worker holds the turn lock of (see `conversation_lock`)."""
+    ordered = sorted(conversation_ids)
+    held = _redis().mget([f"leadpilot:turn:{c}" for c in ordered])
+    return {c for c, token in zip(ordered, held, strict=True) if token is not None}
 
 
 @celery_app.task(name="workers.send_appointment_reminder", bind=True, max_retries=5, default_retry_delay=30)
@@ -151,7 +185,7 @@ def reembed_knowledge_base(kb_id: str, model: str, agency_id: str, sub_account_i
         return ingest.reembed(session=session, kb_id=uuid.UUID(kb_id), model=model, commit=session.commit)
 
 
-@celery_app.task(name="workers.agent_turn_event")
+@celery_app.task(name="workers.agent_turn_event", **RETRY_TRANSIENT)
 def agent_turn_event(event_id: str, agency_id: str, sub_account_id: str) -> dict[str, Any] | None:
     """The outbox's `agent.turn` event (written with the inbound message): run that turn, then settle it."""
     from models.conversations import OutboxEvent
@@ -178,7 +212,7 @@ def agent_turn_events(turns: list[list[str]]) -> int:
     return len(turns)
 
 
-@celery_app.task(name="workers.reactivate_handoff")
+@celery_app.task(name="workers.reactivate_handoff", **RETRY_TRANSIENT)
 def reactivate_handoff(event_id: str, agency_id: str, sub_account_id: str) -> str:
     """The handoff's reactivation timer: if no person has answered the lead since the handoff opened, give
     the conversation back to the AI (the graph resumes). Safe to run twice."""
@@ -206,7 +240,7 @@ def reactivate_handoff(event_id: str, agency_id: str, sub_account_id: str) -> st
     return outcome
 
 
-@celery_app.task(name="workers.send_message", bind=True, max_retries=None, ignore_result=True)
+@celery_app.task(name="workers.send_message", bind=True, ignore_result=True, **{**RETRY_TRANSIENT, "max_retries": None})
 def send_message(self: Task, event_id: str, agency_id: str, sub_account_id: str) -> str:
     """Send one queued outbound message (the outbox's `message.send` event) exactly once: see
     channels/outbound.py. Retried with exponential backoff; quiet hours put it off to their end."""
@@ -249,7 +283,8 @@ def _send_one(event_id: str, agency_id: str, sub_account_id: str) -> tuple[str, 
     attempt = outbound.deliver(scope, message_id)
     if attempt.outcome == "retry":
         with tenant_session(scope) as session:
-            outbox.settle(session=session, event_id=uuid.UUID(event_id), error=attempt.error, retry=True)
+            outbox.settle(session=session, event_id=uuid.UUID(event_id), error=attempt.error, retry=True,
+                          retry_in=attempt.retry_in or 0.0)
         return "retry", attempt.retry_in
     if attempt.outcome == "deferred" and attempt.not_before is not None:
         with tenant_session(scope) as session:

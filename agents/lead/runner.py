@@ -4,6 +4,7 @@ the message), the graph on the Postgres checkpointer (thread = conversation), th
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +49,20 @@ def lead_graph() -> Any:
 
         graph = _local.graph = build_lead_graph(chat_model(), checkpointer())
     return graph
+
+
+def warm_up() -> float:
+    """Load what a first turn needs (the chat model, the embedder and a forward pass, the local model's intent
+    exemplars, the graph on its checkpointer) so that a fresh worker answers its first lead as fast as its
+    hundredth: a cold first turn took 10-36 s, longer than a stopping worker's grace. Returns the seconds taken."""
+    from agents.local_model import classify
+    from knowledge.embedders import embedder_for
+
+    started = time.perf_counter()
+    embedder_for().embed(["warming up"])
+    classify("hi, do you have a table for two tomorrow at 7?")
+    lead_graph()
+    return time.perf_counter() - started
 
 
 def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid.UUID | None = None,
