@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.problems import problem
 from leadpilot.settings import get_settings
-from services.errors import InvalidInput, TooLarge
+from services.errors import Forbidden, InvalidInput, TooLarge
 from services.stripe_events import handle_event, parse_event
 from services.whop_events import receive as receive_whop
 
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 STRIPE_TOLERANCE_S = 300
 # Stripe's events carry one object with its lists cut short (ten line items): far below this
 STRIPE_MAX_BYTES = 1024 * 1024
+FORM_FRAMING_BYTES = 1024 * 1024  # an inbound email post: the mail's parts plus multipart framing and fields
 
 
 @router.post("/stripe", summary="Stripe events (signature verified with the Stripe SDK, each event applied once)")
@@ -122,8 +123,12 @@ async def email_inbound(request: Request) -> JSONResponse:
     attachments are recorded by name, type and size, their bytes are not kept."""
     from starlette.datastructures import UploadFile
 
-    from channels.email import MAX_RAW_BYTES, receive_parse
+    from channels.email import MAX_RAW_BYTES, NOT_VERIFIED, receive_parse
 
+    token = _email_token(request)
+    if not token:  # before reading a body of up to 40 MB for nobody
+        raise Forbidden(NOT_VERIFIED)
+    await capped_body(request, MAX_RAW_BYTES + FORM_FRAMING_BYTES, "An inbound email post")
     fields: dict[str, str] = {}
     attachments: list[dict[str, object]] = []
     async with request.form(max_part_size=MAX_RAW_BYTES) as form:
@@ -134,7 +139,7 @@ async def email_inbound(request: Request) -> JSONResponse:
                                     "size": size})
             else:
                 fields[key] = value
-    received = await run_in_threadpool(receive_parse, fields, attachments, token=_email_token(request))
+    received = await run_in_threadpool(receive_parse, fields, attachments, token=token)
     return JSONResponse(received.as_json())
 
 
@@ -142,8 +147,11 @@ async def email_inbound(request: Request) -> JSONResponse:
 async def email_mime(request: Request, to: str | None = None) -> JSONResponse:
     """The whole message as the body (message/rfc822 or text/plain); `?to=` names the envelope recipient when it
     is not in the headers (Bcc, forwarding). Authenticated like the SendGrid route."""
-    from channels.email import receive_mime
+    from channels.email import MAX_RAW_BYTES, NOT_VERIFIED, receive_mime
 
-    raw = await request.body()
-    received = await run_in_threadpool(receive_mime, raw, to_address=to, token=_email_token(request))
+    token = _email_token(request)
+    if not token:
+        raise Forbidden(NOT_VERIFIED)
+    raw = await capped_body(request, MAX_RAW_BYTES, "An email")
+    received = await run_in_threadpool(receive_mime, raw, to_address=to, token=token)
     return JSONResponse(received.as_json())
