@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import smtplib
 import ssl
@@ -36,10 +37,15 @@ from models.conversations import Channel, Conversation, Message
 from models.db import TenantScope, owner_session, tenant_session
 from models.tenancy import SubAccount
 from services import crm
-from services.errors import Forbidden, InvalidInput, NotConfigured, NotFound
+from services.errors import Forbidden, InvalidInput, NotFound
 
+log = logging.getLogger("leadpilot.email")
 MAX_RAW_BYTES = 40 * 1024 * 1024
 MAX_FULL_TEXT = 50_000
+# the stored reply: as much as the full text kept beside it (a longer mail is cut, not refused: a person wrote
+# it, and the sender cannot send it shorter); the text is cut before the reply parser sees it, which bounds
+# its work too
+MAX_BODY = MAX_FULL_TEXT
 MAX_HTML = 1_000_000
 MAX_REFERENCES = 30  # the root and the newest ids: enough for every client to thread, short enough for relays
 SMTP_TIMEOUT_S = 30
@@ -111,13 +117,23 @@ class Mail:
 # ---- inbound -------------------------------------------------------------------------------------------------
 
 
+# one answer for every post that does not carry a channel's secret (none, a wrong one, an address we do not have,
+# a channel without a secret): a prober learns nothing about which addresses exist
+NOT_VERIFIED = "The inbound email token does not match."
+
+
 def receive_mime(raw: bytes, *, to_address: str | None = None, token: str | None = None) -> Received:
     """A whole RFC 822 message: authenticate, then store it and queue its agent turn, all or nothing."""
+    if not token:
+        raise Forbidden(NOT_VERIFIED)
     return _receive(parse_mime(raw, recipients=[to_address] if to_address else []), token)
 
 
 def receive_parse(fields: dict[str, str], attachments: list[dict[str, Any]], *, token: str | None = None) -> Received:
     """SendGrid's Inbound Parse post (parsed fields and `attachmentN` files, or the whole MIME in `email`)."""
+    if not token:
+        raise Forbidden(NOT_VERIFIED)
+    fields = {_no_nul(k): _no_nul(v) for k, v in fields.items()}
     envelope = _json(fields.get("envelope"))
     envelope_to = envelope.get("to") or []
     envelope_to = [envelope_to] if isinstance(envelope_to, str) else [str(a) for a in envelope_to]
@@ -128,8 +144,9 @@ def receive_parse(fields: dict[str, str], attachments: list[dict[str, Any]], *, 
     files = []
     for item in attachments:
         described = info.get(item.get("field") or "") or {}
-        files.append({"filename": described.get("filename") or item.get("filename") or "attachment",
-                      "content_type": described.get("type") or item.get("content_type") or "application/octet-stream",
+        files.append({"filename": _no_nul(str(described.get("filename") or item.get("filename") or "attachment")),
+                      "content_type": _no_nul(str(described.get("type") or item.get("content_type")
+                                                  or "application/octet-stream")),
                       "size": int(item.get("size") or 0)})
     digest = hashlib.sha256(json.dumps({k: v for k, v in fields.items() if k not in ("charsets", "spam_report")},
                                        sort_keys=True).encode()).hexdigest()
@@ -168,6 +185,11 @@ def _mail(headers: MimeMessage, *, digest: str, sender: list[tuple[str, str]], r
         raise InvalidInput("The email has no From address.")
     # a mail without a Message-ID gets one from its content, so a retry of it stores nothing new
     message_id = next(iter(_ids(_header(headers, "Message-ID"))), f"<{digest[:40]}@generated.leadpilot.invalid>")
+    # NUL bytes can arrive encoded (quoted-printable =00, base64) and Postgres text cannot hold them
+    plain = _no_nul(plain)[:MAX_FULL_TEXT] if plain else plain
+    html = _no_nul(html)[:MAX_HTML] if html else html
+    sender = [(_no_nul(n), _no_nul(a)) for n, a in sender]
+    attachments = [{k: _no_nul(v) if isinstance(v, str) else v for k, v in a.items()} for a in attachments]
     auto = _header(headers, "Auto-Submitted").strip().lower()
     local_part = sender[0][1].partition("@")[0].lower()
     automatic = (auto not in ("", "no") or _header(headers, "Precedence").strip().lower() in ("bulk", "junk", "list",
@@ -175,12 +197,15 @@ def _mail(headers: MimeMessage, *, digest: str, sender: list[tuple[str, str]], r
                  or local_part in ("mailer-daemon", "postmaster"))
     return Mail(message_id=message_id, in_reply_to=next(iter(_ids(_header(headers, "In-Reply-To"))), None),
                 references=_ids(_header(headers, "References")), sender_name=sender[0][0], sender=sender[0][1],
-                to=to, recipients=recipients, subject=" ".join(subject.split()), plain=plain,
-                html=html[:MAX_HTML] if html else None, attachments=attachments, automatic=automatic)
+                to=_no_nul(to), recipients=recipients, subject=" ".join(_no_nul(subject).split()), plain=plain,
+                html=html, attachments=attachments, automatic=automatic)
 
 
 def _receive(mail: Mail, token: str | None) -> Received:
-    channel, agency_id = _route(mail.recipients)
+    try:
+        channel, agency_id = _route(mail.recipients)
+    except NotFound:
+        raise Forbidden(NOT_VERIFIED) from None
     verify(channel, token)
     sender = crm.normalize_email(mail.sender)
     assert sender is not None
@@ -196,7 +221,7 @@ def _receive(mail: Mail, token: str | None) -> Received:
             session, channel, contact.id, thread_id=(mail.references or [mail.in_reply_to or mail.message_id])[0][:998],
             subject=topic(mail.subject) or None, reuse_latest=False)
         stored = inbound.store_message(
-            session, conversation, idempotency_key=key, body=mail.body(), now=now,
+            session, conversation, idempotency_key=key, body=mail.body()[:MAX_BODY], now=now,
             provider_message_id=_provider_id(session, channel, mail.message_id),
             subject=mail.subject or None, html_body=mail.html, content_type="email", attachments=mail.attachments,
             metadata={"message_id": mail.message_id, "in_reply_to": mail.in_reply_to, "references": mail.references,
@@ -229,9 +254,10 @@ def verify(channel: Channel, token: str | None) -> None:
     """Inbound parse posts are unsigned: the channel's shared secret must come with them."""
     secret = (channel.config or {}).get("inbound_secret")
     if not secret:
-        raise NotConfigured(f"Inbound email for {channel.address} is not configured (the channel's inbound_secret).")
+        log.warning("inbound email refused: channel %s has no inbound_secret", channel.id)
+        raise Forbidden(NOT_VERIFIED)
     if not token or not hmac.compare_digest(token.encode(), str(secret).encode()):
-        raise Forbidden("The inbound email token does not match.")
+        raise Forbidden(NOT_VERIFIED)
 
 
 def _continued(session: Session, channel: Channel, contact_id: uuid.UUID, mail: Mail) -> Conversation | None:
@@ -265,9 +291,13 @@ def _idempotency_key(channel: Channel, message_id: str) -> str:
 # ---- reading mail ----------------------------------------------------------------------------------------------
 
 
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "")
+
+
 def _header(message: MimeMessage, name: str) -> str:
     try:
-        return str(message.get(name) or "")
+        return _no_nul(str(message.get(name) or ""))
     except Exception:  # a header too malformed for the policy to render
         return ""
 

@@ -146,7 +146,7 @@ def transcript(visitor: Visitor) -> list[dict[str, Any]]:
 def say(visitor: Visitor, body: str, client_id: str) -> dict[str, Any]:
     """Store what the visitor wrote (once per client id: a resend after a dropped socket is harmless) and
     queue the agent's turn; the message goes to every open inbox and widget through the realtime fan-out."""
-    body = body.strip()
+    body = body.replace("\x00", "").strip()  # a JSON "\u0000" decodes to NUL, which Postgres text cannot hold
     if not body:
         raise InvalidInput("Write something.", field="body")
     if len(body) > MAX_BODY:

@@ -236,7 +236,10 @@ def run(
         if not demo_exists(session=session):
             with console.status("seeding the demo agency..."):
                 seed_demo(session=session)
-    env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url}
+    from leadpilot import dev_secrets
+
+    dev = dev_secrets.child_env(settings)  # only for the webhook credentials left unset
+    env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url, **dev}
     port = port or settings.api_port
     py = sys.executable
     procs = [subprocess.Popen([py, "-m", "leadpilot.cli", "serve", "--port", str(port)], env=env, cwd=PROJECT_ROOT)]
@@ -273,6 +276,14 @@ def run(
     token = _issue_key("admin@digitalmarketing.com", "quick start", None)
     console.print(f"API key    {token}  (agency admin; try: curl -H 'Authorization: Bearer {token}' "
                   f"{base}/v1/agency/reports)")
+    if dev:
+        where = dev_secrets.path(settings.state_dir)
+        console.print(f"Webhooks   development secrets from {where} (only for what TWILIO_AUTH_TOKEN / "
+                      "STRIPE_WEBHOOK_SECRET leave unset):")
+        for name, value in dev.items():
+            console.print(f"           {name.removeprefix('LEADPILOT_DEV_')}={value}")
+        console.print('           try: leadpilot sms send --from +15555550100 "Do you have a table for 4 tonight?"'
+                      "\n                leadpilot stripe event payment_intent.succeeded --sub-account restaurant-a")
     console.print("Ctrl-C stops the API and worker; `leadpilot infra down` stops Postgres and Redis.")
     _supervise(procs)
 
@@ -319,8 +330,11 @@ def _supervise(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 from evals.harness.cli import eval_app  # noqa: E402  (the eval sub-app; evals/ is packaged with the product)
+from leadpilot.try_cli import sms_app, stripe_app  # noqa: E402  (signed requests to the running API)
 
 app.add_typer(eval_app, name="eval")
+app.add_typer(sms_app, name="sms")
+app.add_typer(stripe_app, name="stripe")
 
 if __name__ == "__main__":
     app()

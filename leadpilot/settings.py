@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = None
     # another address for Stripe's API (a local stripe-mock, or the tests' protocol-speaking server)
     stripe_api_base: str | None = None
+    # what `leadpilot run` hands its API and worker when TWILIO_AUTH_TOKEN / STRIPE_WEBHOOK_SECRET are unset
+    # (generated once into $LEADPILOT_STATE_DIR/dev-secrets.json), so the webhooks can be tried locally
+    leadpilot_dev_twilio_auth_token: str | None = None
+    leadpilot_dev_stripe_webhook_secret: str | None = None
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_username: str | None = None
@@ -73,6 +77,16 @@ class Settings(BaseSettings):
     fernet_keys: str | None = None
     # another address for Meta's Graph API (the tests' server speaking its protocol)
     meta_graph_base: str = "https://graph.facebook.com"
+
+    @property
+    def twilio_webhook_token(self) -> str | None:
+        """The token inbound Twilio webhooks are verified with (a real one always wins over the dev one)."""
+        return self.twilio_auth_token or self.leadpilot_dev_twilio_auth_token
+
+    @property
+    def stripe_signing_secret(self) -> str | None:
+        """The secret Stripe webhooks are verified with (a real one always wins over the dev one)."""
+        return self.stripe_webhook_secret or self.leadpilot_dev_stripe_webhook_secret
 
     @property
     def state_dir(self) -> Path:

@@ -78,3 +78,17 @@ class TooLarge(DomainError):
 
     status = 413
     title = "Content too large"
+
+
+class Malformed(DomainError):
+    """A request that is authentic but not in the shape its sender documents; retrying it cannot help."""
+
+    status = 400
+    title = "Invalid webhook"
+
+
+class RetryLater(DomainError):
+    """The request cannot be applied yet (its owner is not known yet, or not uniquely): the sender retries."""
+
+    status = 503
+    title = "Not applied yet"

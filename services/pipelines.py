@@ -49,6 +49,15 @@ def create_pipeline(*, session: Session, sub_account_id: uuid.UUID, name: str, i
     return pipeline
 
 
+def get_pipeline_or_raise(*, session: Session, sub_account_id: uuid.UUID, pipeline_id: uuid.UUID) -> Pipeline:
+    """The sub-account's pipeline, or NotFound (another sub-account's id is not found either)."""
+    pipeline = session.scalar(select(Pipeline).where(
+        Pipeline.id == pipeline_id, Pipeline.sub_account_id == sub_account_id, Pipeline.deleted_at.is_(None)))
+    if pipeline is None:
+        raise NotFound("No such pipeline.")
+    return pipeline
+
+
 def stages_of(*, session: Session, pipeline_id: uuid.UUID) -> list[PipelineStage]:
     """The pipeline's stages in board order."""
     return list(session.scalars(select(PipelineStage).where(PipelineStage.pipeline_id == pipeline_id)

@@ -17,14 +17,23 @@ Two kinds of money arrive:
 
 Routing (which sub-account an event belongs to):
 - a Connect event (`account` set) belongs to the sub-account whose active Stripe integration has that account as its
-  connection_id; metadata naming another sub-account is not trusted there (a connected account writes its own);
+  connection_id (one at most: a unique index lets one live integration claim an account); metadata naming another
+  sub-account is not trusted there (a connected account writes its own): ignored;
 - a platform event with our `sub_account_id` metadata belongs to that sub-account (our invoices, subscriptions);
 - any other platform event belongs to the only active Stripe integration bound to a sub-account when there is
-  exactly one (a single-business install). With several there is no sound way to tell whose it is: ignored.
+  exactly one (a single-business install).
+An event of a kind we apply whose owner is not known yet (an account no active integration holds, a platform
+event with no or several candidates) is never stored as ignored: it is kept retryable and refused (RetryLater),
+so Stripe's redelivery applies it once the integration exists (Stripe retries for three days). Events of kinds we
+do not apply are acknowledged and ignored whoever they belong to.
+
+Events that pass the signature but not the shape Stripe documents (not an object, no id / type / data.object)
+are refused as Malformed before anything is stored: retrying them cannot help.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,11 +51,57 @@ from models.payments import Invoice, ProviderEvent, Subscription, Transaction
 from models.performance import FinancialRecord
 from models.tenancy import SubAccount
 from services import payments
+from services.errors import Malformed, RetryLater
 from services.payment_gateway import from_minor
 from services.payment_records import buyer_contact, record_money
 
 PAYMENTS = ("checkout.session.completed", "payment_intent.succeeded", "charge.succeeded")
 HANDLED = (*PAYMENTS, "charge.refunded", "invoice.payment_failed", "customer.subscription.deleted")
+AMOUNTS = ("amount", "amount_total", "amount_received", "amount_captured", "amount_refunded", "created")
+
+
+def _scrub(value: Any) -> Any:
+    """The JSON without NUL characters, which neither Postgres text nor jsonb can hold."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    return value
+
+
+def parse_event(payload: bytes) -> dict[str, Any]:
+    """A verified payload as an event in the shape Stripe documents (NUL characters dropped), or Malformed."""
+    try:
+        event = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Malformed("The Stripe event is not JSON.") from exc
+    if not isinstance(event, dict):
+        raise Malformed("A Stripe event is a JSON object.")
+    event = _scrub(event)
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    problems = [name for name, ok in (
+        ("id", isinstance(event.get("id"), str) and 0 < len(event["id"]) <= 255),
+        ("type", isinstance(event.get("type"), str) and 0 < len(event["type"]) <= 255),
+        ("data.object", isinstance(obj, dict)),
+        ("account", event.get("account") is None or isinstance(event["account"], str)),
+        ("created", event.get("created") is None or type(event["created"]) is int),
+    ) if not ok]
+    if isinstance(obj, dict):
+        problems += [f"data.object.{name}" for name, ok in (
+            ("id", obj.get("id") is None or isinstance(obj["id"], str)),
+            ("metadata", obj.get("metadata") is None or isinstance(obj["metadata"], dict)),
+            ("payment_intent", obj.get("payment_intent") is None or isinstance(obj["payment_intent"], str | dict)),
+            ("currency", obj.get("currency") is None or isinstance(obj["currency"], str)),
+            *((field, obj.get(field) is None or type(obj[field]) is int) for field in AMOUNTS),
+        ) if not ok]
+        if event.get("type") in HANDLED and not isinstance(obj.get("id"), str):
+            problems.append("data.object.id")
+    if problems:
+        raise Malformed(f"The Stripe event is not in Stripe's shape: {', '.join(dict.fromkeys(problems))}.")
+    return event
 @dataclass(frozen=True)
 class Route:
     """The tenant an event belongs to, and the integration it came through (None: routed by our metadata)."""
@@ -212,13 +267,16 @@ def _active_stripe() -> Any:
 
 
 def route_event(session: Session, event: dict[str, Any]) -> Route | None:
-    """The sub-account an event belongs to (see the module docstring), looked up as the owner: no tenant yet."""
+    """The sub-account an event belongs to (see the module docstring), looked up as the owner: no tenant yet.
+    None: it is no sub-account's, for good; RetryLater: its owner cannot be told yet."""
     raw_sub = str((event["data"]["object"].get("metadata") or {}).get("sub_account_id") or "")
     account = event.get("account")
     if account:
         rows = session.execute(select(Integration.id, Integration.agency_id, Integration.sub_account_id)
                                .where(_active_stripe(), Integration.connection_id == account).limit(2)).all()
-        if len(rows) != 1 or (raw_sub and raw_sub != str(rows[0].sub_account_id)):
+        if len(rows) != 1:
+            raise RetryLater("No active Stripe integration holds this connected account yet.")
+        if raw_sub and raw_sub != str(rows[0].sub_account_id):
             return None
         return Route(rows[0].agency_id, rows[0].sub_account_id, rows[0].id)
     if raw_sub:
@@ -230,13 +288,22 @@ def route_event(session: Session, event: dict[str, Any]) -> Route | None:
         return Route(agency_id, sub_account_id) if agency_id else None
     rows = session.execute(select(Integration.id, Integration.agency_id, Integration.sub_account_id)
                            .where(_active_stripe()).limit(2)).all()
-    return Route(rows[0].agency_id, rows[0].sub_account_id, rows[0].id) if len(rows) == 1 else None
+    if len(rows) != 1:
+        raise RetryLater("This platform event names no sub-account, and no single Stripe integration is active.")
+    return Route(rows[0].agency_id, rows[0].sub_account_id, rows[0].id)
 
 
 def handle_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Record a verified event once, route it to its sub-account, apply it; raise to make Stripe retry."""
+    """Record a verified event once, route it to its sub-account, apply it; raise to make Stripe retry (the
+    record then says why, and stays retryable)."""
+    failure: Exception | None = None
     with owner_session() as session:  # routing precedes the tenant: only the owner can look the tenant up
-        route = route_event(session, event)
+        route = None
+        if event["type"] in HANDLED:
+            try:
+                route = route_event(session, event)
+            except RetryLater as exc:
+                failure = exc
         session.execute(pg_insert(ProviderEvent).values(
             provider="stripe", event_id=event["id"], event_type=event["type"],
             sub_account_id=route.sub_account_id if route else None, payload=event).on_conflict_do_nothing())
@@ -246,14 +313,23 @@ def handle_event(event: dict[str, Any]) -> dict[str, Any]:
         if record.status in ("processed", "ignored"):
             return {"event": event["id"], "status": record.status, "duplicate": True}
         record.attempts += 1
-        if route is None or event["type"] not in HANDLED:
+        if failure is None and (route is None or event["type"] not in HANDLED):
             record.status, record.processed_at = "ignored", datetime.now(UTC)
             return {"event": event["id"], "status": "ignored"}
-        try:
-            with tenant_session(TenantScope(agency_id=route.agency_id, sub_account_id=route.sub_account_id)) as tenant:
-                outcome = apply_event(session=tenant, event=event, route=route)
-        except Exception as exc:
-            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
-            raise
-        record.status, record.processed_at, record.error = outcome, datetime.now(UTC), None
-        return {"event": event["id"], "status": outcome}
+        if failure is None and route is not None:
+            record.sub_account_id = route.sub_account_id
+            try:
+                scope = TenantScope(agency_id=route.agency_id, sub_account_id=route.sub_account_id)
+                with tenant_session(scope) as tenant:
+                    outcome = apply_event(session=tenant, event=event, route=route)
+            except Exception as exc:
+                failure = exc
+            else:
+                record.status, record.processed_at, record.error = outcome, datetime.now(UTC), None
+                return {"event": event["id"], "status": outcome}
+        # committed as failed (an operator sees why), then raised, so that Stripe redelivers it
+        assert failure is not None
+        detail = (f"unrouted: {failure.detail}" if isinstance(failure, RetryLater)
+                  else f"{type(failure).__name__}: {failure}")
+        record.status, record.error = "failed", detail[:2000]
+    raise failure

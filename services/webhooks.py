@@ -58,6 +58,15 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *, toleranc
     return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
 
 
+def get_webhook_or_raise(*, session: Session, sub_account_id: uuid.UUID, webhook_id: uuid.UUID) -> Webhook:
+    """The sub-account's endpoint, or NotFound (another sub-account's id is not found either)."""
+    hook = session.scalar(select(Webhook).where(Webhook.id == webhook_id, Webhook.sub_account_id == sub_account_id,
+                                                Webhook.deleted_at.is_(None)))
+    if hook is None:
+        raise NotFound("No such webhook.")
+    return hook
+
+
 def create_webhook(*, session: Session, sub_account_id: uuid.UUID, url: str, events: list[str],
                    description: str | None = None) -> tuple[Webhook, str]:
     """A new endpoint and its signing secret (returned once)."""

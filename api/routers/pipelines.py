@@ -14,7 +14,6 @@ from api.deps import Tenant, sub_account
 from api.schemas import row
 from models.pipelines import Opportunity, Pipeline
 from services import pipelines
-from services.errors import NotFound
 from tools.base import jsonable
 
 router = APIRouter(prefix="/v1/sub-accounts/{sub_account_id}", tags=["Pipelines"])
@@ -60,9 +59,7 @@ def board(t: Read, pipeline_id: uuid.UUID) -> dict[str, Any]:
     from models.crm import Contact
 
     with t.session() as s:
-        pipeline = s.get(Pipeline, pipeline_id)
-        if pipeline is None or pipeline.deleted_at is not None:
-            raise NotFound("No such pipeline.")
+        pipeline = pipelines.get_pipeline_or_raise(session=s, sub_account_id=t.sub_account_id, pipeline_id=pipeline_id)
         now = datetime.now(UTC)
         rows = s.execute(select(Opportunity, Contact.name).join(Contact, Contact.id == Opportunity.contact_id)
                          .where(Opportunity.pipeline_id == pipeline_id, Opportunity.deleted_at.is_(None),
@@ -105,6 +102,7 @@ def move(t: Write, opportunity_id: uuid.UUID, body: MoveIn) -> dict[str, Any]:
 def forecast(t: Read, pipeline_id: uuid.UUID) -> dict[str, Any]:
     """Per open stage: count, value and value x stage probability."""
     with t.session() as s:
+        pipelines.get_pipeline_or_raise(session=s, sub_account_id=t.sub_account_id, pipeline_id=pipeline_id)
         stages = pipelines.weighted_forecast(session=s, pipeline_id=pipeline_id)
         return {"stages": [jsonable(vars(x)) for x in stages],
                 "weighted_total": str(sum((x.weighted for x in stages), Decimal(0)))}
@@ -113,6 +111,7 @@ def forecast(t: Read, pipeline_id: uuid.UUID) -> dict[str, Any]:
 @router.get("/pipelines/{pipeline_id}/time-in-stage", summary="Average seconds spent in each stage")
 def time_in_stage(t: Read, pipeline_id: uuid.UUID) -> dict[str, float]:
     with t.session() as s:
+        pipelines.get_pipeline_or_raise(session=s, sub_account_id=t.sub_account_id, pipeline_id=pipeline_id)
         return pipelines.average_time_in_stage(session=s, pipeline_id=pipeline_id)
 
 

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from api.deps import Tenant, sub_account
 from models.activity import Webhook, WebhookLog
 from services import webhooks
-from services.errors import NotFound
 
 router = APIRouter(prefix="/v1/sub-accounts/{sub_account_id}/webhooks", tags=["Webhooks"])
 Manage = Annotated[Tenant, Depends(sub_account("settings.manage"))]
@@ -50,9 +49,7 @@ def create(t: Manage, body: WebhookIn) -> dict[str, Any]:
 @router.post("/{webhook_id}/enable", summary="Re-enable an endpoint disabled after repeated failures")
 def enable(t: Manage, webhook_id: uuid.UUID) -> dict[str, Any]:
     with t.session() as s:
-        hook = s.get(Webhook, webhook_id)
-        if hook is None or hook.deleted_at is not None:
-            raise NotFound("No such webhook.")
+        hook = webhooks.get_webhook_or_raise(session=s, sub_account_id=t.sub_account_id, webhook_id=webhook_id)
         hook.is_active, hook.disabled_at, hook.consecutive_failures = True, None, 0
         return _hook(hook)
 
@@ -62,9 +59,7 @@ def delete(t: Manage, webhook_id: uuid.UUID) -> Response:
     from datetime import UTC, datetime
 
     with t.session() as s:
-        hook = s.get(Webhook, webhook_id)
-        if hook is None or hook.deleted_at is not None:
-            raise NotFound("No such webhook.")
+        hook = webhooks.get_webhook_or_raise(session=s, sub_account_id=t.sub_account_id, webhook_id=webhook_id)
         hook.deleted_at, hook.is_active = datetime.now(UTC), False
     return Response(status_code=204)
 
@@ -72,6 +67,7 @@ def delete(t: Manage, webhook_id: uuid.UUID) -> Response:
 @router.get("/{webhook_id}/logs", summary="Delivery attempts, newest first")
 def logs(t: Manage, webhook_id: uuid.UUID, limit: int = 100) -> list[dict[str, Any]]:
     with t.session() as s:
+        webhooks.get_webhook_or_raise(session=s, sub_account_id=t.sub_account_id, webhook_id=webhook_id)
         rows = s.scalars(select(WebhookLog).where(WebhookLog.webhook_id == webhook_id)
                          .order_by(WebhookLog.created_at.desc()).limit(min(limit, 500)))
         return [{"delivery_id": str(r.delivery_id), "event_type": r.event_type, "attempt": r.attempt,

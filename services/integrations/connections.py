@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.activity import PROVIDERS, Integration
@@ -17,6 +18,7 @@ from services import secrets
 from services.errors import Conflict, InvalidInput, NotFound
 from services.integrations.meta import API_VERSION, DEFAULT_API_VERSION, normalize_account_id
 
+CLAIM_INDEX = "uq_integrations_provider_connection"  # one live integration per outside account (migration 0010)
 PULLED = ("meta",)  # providers whose data LeadPilot fetches on a schedule (the others push webhooks)
 DEFAULT_INTERVAL_H = 6
 MAX_INTERVAL_H = 24 * 7
@@ -142,6 +144,7 @@ def create_integration(*, session: Session, sub_account_id: uuid.UUID, provider:
     agency_id = session.scalar(select(SubAccount.agency_id).where(SubAccount.id == sub_account_id))
     if agency_id is None:
         raise NotFound("No such sub-account.")
+    connection_id = (connection_id or "").strip() or None
     if provider == "meta":
         if not connection_id:
             raise InvalidInput("Give the Meta ad account id (act_<number>) as connection_id.", field="connection_id")
@@ -149,11 +152,6 @@ def create_integration(*, session: Session, sub_account_id: uuid.UUID, provider:
             connection_id = normalize_account_id(connection_id)
         except ValueError as exc:
             raise InvalidInput(str(exc), field="connection_id") from exc
-    if connection_id and session.scalar(select(Integration.id).where(
-            Integration.sub_account_id == sub_account_id, Integration.provider_name == provider,
-            Integration.connection_id == connection_id, Integration.deleted_at.is_(None))):
-        raise Conflict(f"This sub-account is already connected to {provider} account {connection_id}.",
-                       field="connection_id")
     credentials = _credentials(access_token, webhook_secret)
     integration = Integration(
         agency_id=agency_id, sub_account_id=sub_account_id, provider_name=provider, name=name.strip(),
@@ -162,8 +160,17 @@ def create_integration(*, session: Session, sub_account_id: uuid.UUID, provider:
         credentials_encrypted=secrets.encrypt(credentials) if credentials else None,
         authentication_status="connected" if credentials else "disconnected", data_sync_status="never_synced",
     )
-    session.add(integration)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(integration)
+            session.flush()
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != CLAIM_INDEX:
+            raise
+        # the index sees every sub-account, which this tenant's session cannot: the same answer whoever holds
+        # it, naming nobody, so a claim tells a sub-account nothing about another
+        raise Conflict(f"This {provider} account ({connection_id}) is already connected to a LeadPilot "
+                       "sub-account. Remove that integration first.", field="connection_id") from exc
     return integration
 
 

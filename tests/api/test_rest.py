@@ -279,3 +279,27 @@ def test_refunds_through_the_sandbox_gateway_never_exceed_the_payment(keys, demo
     assert made.json()["gateway_transaction_id"].startswith("re_sandbox_")
     problem(client.post(f"{url}/transactions/{payment.id}/refund", headers=h, json={"amount": "100.01"}), 422)
     assert client.post(f"{url}/transactions/{payment.id}/refund", headers=h, json={}).json()["amount"] == "100.00"
+
+
+def test_another_sub_accounts_pipeline_and_webhook_are_not_found(demo: Demo, keys: dict[str, dict[str, str]]) -> None:
+    """Reports and logs of another tenant's pipeline or endpoint answer like a random id, not 200 and empty."""
+    from models.pipelines import Pipeline
+    from services import webhooks
+
+    with owner_session() as session:
+        theirs = session.scalars(select(Pipeline.id).where(Pipeline.sub_account_id == demo.b,
+                                                           Pipeline.deleted_at.is_(None)).limit(1)).one()
+        ours = session.scalars(select(Pipeline.id).where(Pipeline.sub_account_id == demo.a,
+                                                         Pipeline.deleted_at.is_(None)).limit(1)).one()
+    with tenant_session(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.b)) as session:
+        hook, _ = webhooks.create_webhook(session=session, sub_account_id=demo.b, url="https://b.example/hook",
+                                          events=["*"])
+        hook_id = hook.id
+    for who in ("admin", "manager_a"):
+        h = keys[who]
+        for path in (f"pipelines/{theirs}/forecast", f"pipelines/{theirs}/time-in-stage", f"pipelines/{theirs}/board",
+                     f"pipelines/{uuid.uuid4()}/forecast", f"webhooks/{hook_id}/logs", f"webhooks/{uuid.uuid4()}/logs"):
+            problem(client.get(f"{base(demo.a)}/{path}", headers=h), 404)
+        problem(client.post(f"{base(demo.a)}/webhooks/{hook_id}/enable", headers=h), 404)
+        assert client.get(f"{base(demo.a)}/pipelines/{ours}/forecast", headers=h).status_code == 200
+    assert client.get(f"{base(demo.b)}/webhooks/{hook_id}/logs", headers=keys["manager_b"]).json() == []

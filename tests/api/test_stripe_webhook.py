@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -331,7 +332,13 @@ def test_an_invoice_paid_through_checkout_counts_once(client: TestClient, invoic
         assert record.transaction_id is not None and record.campaign_id is not None
 
 
-def test_payments_no_integration_vouches_for_store_nothing(
+def _stored(event_id: str) -> ProviderEvent | None:
+    with owner_session() as session:
+        return session.scalars(select(ProviderEvent).where(ProviderEvent.provider == "stripe",
+                                                           ProviderEvent.event_id == event_id)).first()
+
+
+def test_payments_no_integration_vouches_for_store_no_money(
     client: TestClient, connected: tuple[str, uuid.UUID], buyer: Contact, demo: Demo
 ) -> None:
     obj = {"amount_received": 900, "currency": "usd", "receipt_email": buyer.email}
@@ -344,6 +351,112 @@ def test_payments_no_integration_vouches_for_store_nothing(
         {**obj, "id": f"pi_{uuid.uuid4().hex}", "metadata": {"sub_account_id": str(demo.b)}},
         connected[0],
     )
-    for event in (unknown, platform, forged):
-        assert _post(client, event).json()["status"] == "ignored"
+    for event in (unknown, platform):  # not yet anyone's: refused, so Stripe retries; kept retryable here
+        response = _post(client, event)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        record = _stored(event["id"])
+        assert record is not None and record.status == "failed" and record.error.startswith("unrouted")
         assert _records(f"stripe:{event['data']['object']['id']}") == []
+    assert _post(client, forged).json()["status"] == "ignored"
+    assert _records(f"stripe:{forged['data']['object']['id']}") == []
+
+
+def test_an_event_of_an_account_connected_later_is_applied_when_redelivered(
+    client: TestClient, demo: Demo
+) -> None:
+    from tests.api.test_rest import key_for
+
+    account, pi = f"acct_{uuid.uuid4().hex[:16]}", f"pi_{uuid.uuid4().hex}"
+    event = _event("payment_intent.succeeded", {"id": pi, "amount_received": 4200, "currency": "usd",
+                                                "receipt_email": f"late-{uuid.uuid4().hex[:8]}@example.com",
+                                                "metadata": {}}, account)
+    assert _post(client, event).status_code == 503  # before B connects the account: Stripe will retry
+    made = client.post(f"/v1/sub-accounts/{demo.b}/integrations", headers=key_for(demo, "bob@restaurant.com"),
+                       json={"provider": "stripe", "name": "B's Stripe", "connection_id": account})
+    assert made.status_code == 201, made.text
+    try:
+        assert _post(client, event).json() == {"event": event["id"], "status": "processed"}  # Stripe's retry
+        [record] = _records(f"stripe:{pi}")
+        assert (record.sub_account_id, record.amount) == (demo.b, Decimal("42.00"))
+        assert _stored(event["id"]).status == "processed"
+    finally:
+        with owner_session() as session:
+            session.get(Integration, uuid.UUID(made.json()["id"])).deleted_at = datetime.now(UTC)
+
+
+@pytest.mark.parametrize("provider", ["stripe", "meta", "whop"])
+def test_an_outside_account_is_claimed_by_one_sub_account_only(client: TestClient, demo: Demo, provider: str) -> None:
+    """B's client manager cannot take A's Stripe account, Meta ad account or Whop company (nor can A claim its
+    own twice): a 409 that names neither the holder nor its integration; A's events still reach A."""
+    from tests.api.test_rest import key_for
+
+    connection_id = {"stripe": f"acct_{uuid.uuid4().hex[:16]}", "meta": str(uuid.uuid4().int % 10**15),
+                     "whop": f"biz_{uuid.uuid4().hex[:14]}"}[provider]
+    with owner_session() as session:
+        held = Integration(agency_id=demo.agency_id, sub_account_id=demo.a, provider_name=provider,
+                           name=f"Held {uuid.uuid4().hex[:6]}", connection_id=connection_id,
+                           authentication_status="connected", data_sync_status="never_synced")
+        session.add(held)
+        session.flush()
+        held_id, held_name = held.id, held.name
+    try:
+        answers = []
+        for who, sub in (("bob@restaurant.com", demo.b), ("john@restaurant.com", demo.a)):
+            claimed = f" act_{connection_id}" if provider == "meta" else f" {connection_id}"  # the same account
+            response = client.post(f"/v1/sub-accounts/{sub}/integrations", headers=key_for(demo, who),
+                                   json={"provider": provider, "name": "mine now", "connection_id": claimed})
+            assert response.status_code == 409, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            answers.append(response.json()["detail"])
+            assert str(held_id) not in response.text and held_name not in response.text
+            assert sub == demo.a or str(demo.a) not in response.text
+        assert answers[0] == answers[1]
+        with owner_session() as session:
+            assert session.scalar(select(func.count()).where(
+                Integration.connection_id == connection_id, Integration.provider_name == provider,
+                Integration.deleted_at.is_(None))) == 1
+        if provider == "stripe":
+            pi = f"pi_{uuid.uuid4().hex}"
+            event = _event("payment_intent.succeeded", {"id": pi, "amount_received": 700, "currency": "usd",
+                                                        "metadata": {}}, connection_id)
+            assert _post(client, event).json()["status"] == "processed"
+            assert [r.sub_account_id for r in _records(f"stripe:{pi}")] == [demo.a]
+    finally:
+        with owner_session() as session:
+            session.get(Integration, held_id).deleted_at = datetime.now(UTC)
+
+
+@pytest.mark.parametrize("payload", [
+    "[]", "1", '"evt"', "null", "{}", "{", '{"id": "evt_x", "type": "charge.succeeded"}',
+    '{"id": "evt_x", "type": "charge.succeeded", "data": []}',
+    '{"id": "evt_x", "type": "charge.succeeded", "data": {"object": null}}',
+    '{"id": "evt_x", "data": {"object": {"id": "ch_1"}}}',
+    '{"id": 7, "type": "charge.succeeded", "data": {"object": {"id": "ch_1"}}}',
+    '{"id": "evt_x", "type": "charge.succeeded", "data": {"object": {"id": "ch_1", "metadata": []}}}',
+    '{"id": "evt_x", "type": "charge.succeeded", "data": {"object": {"id": "ch_1", "amount": "12"}}}',
+    '{"id": "evt_x", "type": "payment_intent.succeeded", "data": {"object": {"amount": 5}}}',
+])
+def test_a_signed_event_in_an_unexpected_shape_is_a_400_and_stores_nothing(client: TestClient, payload: str) -> None:
+    payload = payload.replace("evt_x", f"evt_{uuid.uuid4().hex}")
+    with owner_session() as session:
+        before = session.scalar(select(func.count()).select_from(ProviderEvent)) or 0
+    header = stripe.WebhookSignature.generate_signature_header(payload, SECRET, int(time.time()))
+    response = client.post("/webhooks/stripe", content=payload, headers={"Stripe-Signature": header})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    with owner_session() as session:
+        assert session.scalar(select(func.count()).select_from(ProviderEvent)) == before
+
+
+def test_nul_characters_in_a_signed_event_are_dropped_and_it_is_stored(client: TestClient) -> None:
+    event = {"id": f"evt_{uuid.uuid4().hex}", "type": "customer.created",
+             "data": {"object": {"id": "cus_1", "name": "Ada\u0000 Lovelace", "metadata": {"k\u0000": "v"}}}}
+    assert _post(client, event).json()["status"] == "ignored"
+    assert _stored(event["id"]).payload["data"]["object"]["name"] == "Ada Lovelace"
+
+
+def test_a_stripe_body_larger_than_any_event_is_413(client: TestClient) -> None:
+    payload = json.dumps({"id": "evt_big", "type": "customer.created", "data": {"object": {"x": "a" * 2_000_000}}})
+    header = stripe.WebhookSignature.generate_signature_header(payload, SECRET, int(time.time()))
+    assert client.post("/webhooks/stripe", content=payload, headers={"Stripe-Signature": header}).status_code == 413

@@ -226,15 +226,49 @@ def test_a_missing_or_wrong_token_is_refused_and_stores_nothing(client, inbox: I
 
 
 def test_unknown_recipient_unconfigured_secret_and_garbage(client, inbox: Inbox, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    """A post that no channel's secret authenticates gets one answer, whether the address exists or not, so
+    addresses cannot be probed; a garbage body with a token is still a 422."""
     lead = _lead()
-    assert _post_mime(client, _mime(lead, "nobody@nowhere.example", "hi")).status_code == 404
-    unconfigured = _channel(demo, {"from_name": "Trattoria A"})
-    response = _post_mime(client, _mime(lead, unconfigured.address, "hi"))
-    assert response.status_code == 503 and "inbound_secret" in response.json()["detail"]
+    unknown = _post_mime(client, _mime(lead, "nobody@nowhere.example", "hi"))
+    unconfigured = _post_mime(client, _mime(lead, _channel(demo, {"from_name": "Trattoria A"}).address, "hi"))
+    wrong = _post_mime(client, _mime(lead, inbox.address, "hi"), token="a-guess")
+    parse_post = client.post("/webhooks/email/inbound", params={"token": "a-guess"},
+                             data={"from": lead, "to": "nobody@nowhere.example", "text": "hi"})
+    for response in (unknown, unconfigured, wrong, parse_post):
+        assert response.status_code == 403, response.text
+    assert unknown.json()["detail"] == unconfigured.json()["detail"] == wrong.json()["detail"] \
+        == parse_post.json()["detail"]
     assert _post_mime(client, b"this is not an email at all").status_code == 422
     assert _post_mime(client, _mime("not an address", inbox.address, "hi")).status_code == 422
     with owner_session() as session:
         assert session.scalar(select(func.count()).where(Contact.email == lead)) == 0
+
+
+def test_nul_bytes_are_dropped_and_a_long_mail_is_cut(client, inbox: Inbox) -> None:  # type: ignore[no-untyped-def]
+    from channels.email import MAX_BODY
+
+    mid = _mid()
+    raw = _mime(_lead(), inbox.address, "Table\x00 for 4?\n" + "word " * 40_000, subject="Hi\x00 there",
+                message_id=mid)
+    assert b"=00" in raw or b"\x00" in raw  # encoded or not, the NUL reaches the parser
+    response = _post_mime(client, raw)
+    assert response.status_code == 200, response.text
+    [message] = _stored(mid)
+    assert message.body.startswith("Table for 4?") and len(message.body) <= MAX_BODY
+    assert message.subject == "Hi there" and "\x00" not in message.metadata_["full_text"]
+    fields = {"from": _lead(), "to": inbox.address, "subject": "form\x00", "text": "hello\x00 there",
+              "headers": f"Message-ID: {_mid()}\n"}
+    posted = client.post("/webhooks/email/inbound", params={"token": SECRET}, data=fields)
+    assert posted.status_code == 200, posted.text
+    with owner_session() as session:
+        assert session.get(Message, uuid.UUID(posted.json()["message_id"])).body == "hello there"
+
+
+def test_an_email_larger_than_the_cap_is_413(client, monkeypatch: pytest.MonkeyPatch, inbox: Inbox) -> None:  # type: ignore[no-untyped-def]
+    from channels import email
+
+    monkeypatch.setattr(email, "MAX_RAW_BYTES", 10_000)
+    assert _post_mime(client, _mime(_lead(), inbox.address, "x" * 20_000)).status_code == 413
 
 
 def test_a_mail_without_message_id_is_stored_once(inbox: Inbox) -> None:

@@ -97,9 +97,46 @@ def test_a_bad_signature_is_refused_and_stores_nothing(client) -> None:  # type:
         assert session.scalar(select(func.count()).where(Contact.phone == form["From"])) == 0
 
 
-def test_an_unknown_number_is_not_found(client) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_number_is_not_found_only_by_twilio(client) -> None:  # type: ignore[no-untyped-def]
     form = {**_form("hi", _sender()), "To": "+15005550006"}
-    assert _post(client, form).status_code == 404
+    found = _post(client, form)  # Twilio's own request (the global token verifies it): told what is wrong
+    assert found.status_code == 404 and "+15005550006" in found.json()["detail"]
+    unsigned = client.post("/webhooks/twilio/sms", data=form)
+    forged = _post(client, form, token="a-guess")
+    known = client.post("/webhooks/twilio/sms", data=_form("hi", _sender()))  # a real number, unsigned
+    for response in (unsigned, forged, known):
+        assert response.status_code == 403
+    assert unsigned.json() == forged.json() == known.json()
+
+
+def test_with_per_channel_tokens_an_unknown_number_is_a_bad_signature(  # type: ignore[no-untyped-def]
+        client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "twilio_auth_token", None)  # each channel has its own, or none
+    unknown = _post(client, {**_form("hi", _sender()), "To": "+15005550006"})
+    unsigned = client.post("/webhooks/twilio/sms", data=_form("hi", _sender()))
+    unconfigured = _post(client, _form("hi", _sender()))  # A's channel has no token of its own: unverifiable
+    assert {r.status_code for r in (unknown, unsigned, unconfigured)} == {403}
+    assert unknown.json() == unsigned.json() == unconfigured.json()
+
+
+def test_a_long_body_is_cut_to_twilios_cap_and_nul_bytes_dropped(client) -> None:  # type: ignore[no-untyped-def]
+    from channels.sms import MAX_BODY
+
+    form = _form("caf\u00e9 \x00menu? " + "x" * 5000, _sender(), NumMedia="999999999")
+    assert _post(client, form).status_code == 200
+    with owner_session() as session:
+        message = session.scalars(select(Message).where(Message.provider_message_id == form["MessageSid"])).one()
+    assert len(message.body) == MAX_BODY and message.body.startswith("caf\u00e9 menu? x")
+    assert message.attachments == []
+    contact_form = _form("hello\x00", _sender()) | {"From": "+1312555\x000123"}
+    assert _post(client, contact_form).status_code in (200, 422)  # stored cleaned, or refused: never a 500
+
+
+def test_a_form_larger_than_any_twilio_sends_is_413(client) -> None:  # type: ignore[no-untyped-def]
+    form = _form("x" * 200_000, _sender())
+    response = _post(client, form)
+    assert response.status_code == 413 and response.headers["content-type"].startswith("application/problem+json")
+    assert _count(form["MessageSid"]) == (0, 0)
 
 
 def test_stop_start_and_help_are_answered_by_the_channel(client) -> None:  # type: ignore[no-untyped-def]
@@ -189,3 +226,58 @@ def test_status_callbacks_move_an_outbound_message_forward_only(client, demo: De
     assert callback("sent").status_code == 204 and status() == "delivered"  # late and out of order: ignored
     with owner_session() as session:
         assert session.get(Message, reply.id).delivered_at is not None
+
+
+@pytest.mark.parametrize("status, expected", [
+    ("accepted", "queued"), ("scheduled", "queued"), ("queued", "queued"), ("sending", "sending"), ("sent", "sent"),
+    ("partially_delivered", "sent"), ("delivered", "delivered"), ("undelivered", "undelivered"),
+    ("failed", "failed"), ("canceled", "failed"), ("read", "read"), ("receiving", "queued"),
+    ("received", "queued"), ("a_status_twilio_adds_later", "queued"),
+])
+def test_every_twilio_status_is_acknowledged(client, demo: Demo, status: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    """Twilio's documented MessageStatus values (and one it may add) are all acknowledged; the ones that say
+    something about our message move it forward, the rest change nothing."""
+    from models.db import TenantScope, tenant_session
+
+    sender = _sender()
+    _post(client, _form("hi", sender))
+    sid = f"SM{uuid.uuid4().hex}"
+    with tenant_session(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)) as session:
+        conversation = session.scalars(select(Conversation).join(Contact, Contact.id == Conversation.contact_id)
+                                       .where(Contact.phone == sender)).one()
+        reply = Message(sub_account_id=demo.a, conversation_id=conversation.id, channel_id=conversation.channel_id,
+                        contact_id=conversation.contact_id, direction="outbound", sender_type="bot", body="Hello!",
+                        status="queued", provider_message_id=sid)
+        session.add(reply)
+    url = get_settings().public_base_url.rstrip("/") + "/webhooks/twilio/status"
+    form = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC" + "0" * 32}
+    signature = RequestValidator(TOKEN).compute_signature(url, form)
+    assert client.post("/webhooks/twilio/status", data=form,
+                       headers={"X-Twilio-Signature": signature}).status_code == 204
+    with owner_session() as session:
+        message = session.get(Message, reply.id)
+    assert message.status == expected
+    if status == "canceled":
+        assert message.error_code == "canceled"
+    # never backward: a late queued after the status above leaves it where it is
+    late = {**form, "MessageStatus": "queued"}
+    client.post("/webhooks/twilio/status", data=late,
+                headers={"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, late)})
+    with owner_session() as session:
+        assert session.get(Message, reply.id).status == expected
+
+
+def test_status_callbacks_without_a_signature_learn_nothing(client) -> None:  # type: ignore[no-untyped-def]
+    url = get_settings().public_base_url.rstrip("/") + "/webhooks/twilio/status"
+    unknown = {"MessageSid": f"SM{uuid.uuid4().hex}", "MessageStatus": "delivered", "AccountSid": "AC" + "0" * 32}
+    assert client.post("/webhooks/twilio/status", data=unknown).status_code == 403  # was 204: the sid is unknown
+    signed = client.post("/webhooks/twilio/status", data=unknown,
+                         headers={"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, unknown)})
+    assert signed.status_code == 204  # Twilio's own callback for a message sent outside LeadPilot
+    with owner_session() as session:
+        known_sid = session.scalar(select(Message.provider_message_id).where(
+            Message.direction == "outbound", Message.channel_id.is_not(None),
+            Message.provider_message_id.like("SM%")).limit(1))
+    known = client.post("/webhooks/twilio/status", data={**unknown, "MessageSid": known_sid})
+    assert known.status_code == 403
+    assert known.json() == client.post("/webhooks/twilio/status", data=unknown).json()

@@ -124,3 +124,14 @@ def test_the_inbox_socket_sees_widget_messages_and_refuses_strangers(widget_key:
         seen = [inbox.receive_json() for _ in range(2)]
     assert seen[0]["type"] == "typing" and seen[0]["who"] == "contact"
     assert seen[1]["type"] == "message.created" and seen[1]["message"]["body"] == "Is the patio open?"
+
+
+def test_a_message_is_bounded_and_its_nul_bytes_dropped(widget_key: str) -> None:
+    from channels import webchat
+
+    _, visitor = webchat.start(widget_key, name="Nul Tester")
+    with pytest.raises(webchat.InvalidInput):
+        webchat.say(visitor, "x" * (webchat.MAX_BODY + 1), "long")
+    ack = webchat.say(visitor, "table\x00 for two?", "nul")
+    with owner_session() as session:
+        assert session.get(Message, uuid.UUID(ack["id"])).body == "table for two?"
