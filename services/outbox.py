@@ -4,6 +4,7 @@ due, and settled by the task that performs it. Claiming skips rows another dispa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,16 +32,20 @@ class Claimed:
     eta: datetime
 
 
-def claim_due(*, session: Session, now: datetime | None = None, limit: int = 500) -> list[Claimed]:
-    """Mark due pending events dispatched (owner session: the dispatcher serves every tenant) and return them."""
+def claim_due(*, session: Session, now: datetime | None = None, limit: int = 500,
+              event_ids: Collection[uuid.UUID] | None = None) -> list[Claimed]:
+    """Mark due pending events dispatched (owner session: the dispatcher serves every tenant) and return them;
+    `event_ids` bounds the claim to those events (re-driving named ones), due and unclaimed all the same."""
     now = now or datetime.now(UTC)
-    rows = session.execute(
-        select(OutboxEvent, SubAccount.agency_id).join(SubAccount, SubAccount.id == OutboxEvent.sub_account_id)
-        .where(or_(OutboxEvent.status == "pending",
-                   # handed to a broker that lost it: the tasks are idempotent, so hand it out again
-                   (OutboxEvent.status == "dispatched") & (OutboxEvent.dispatched_at < now - RECLAIM_AFTER)),
-               OutboxEvent.available_at <= now + CLAIM_AHEAD)
-        .order_by(OutboxEvent.available_at).limit(limit).with_for_update(of=OutboxEvent, skip_locked=True)).all()
+    query = (select(OutboxEvent, SubAccount.agency_id).join(SubAccount, SubAccount.id == OutboxEvent.sub_account_id)
+             .where(or_(OutboxEvent.status == "pending",
+                        # handed to a broker that lost it: the tasks are idempotent, so hand it out again
+                        (OutboxEvent.status == "dispatched") & (OutboxEvent.dispatched_at < now - RECLAIM_AFTER)),
+                    OutboxEvent.available_at <= now + CLAIM_AHEAD))
+    if event_ids is not None:
+        query = query.where(OutboxEvent.id.in_(list(event_ids)))
+    rows = session.execute(query.order_by(OutboxEvent.available_at).limit(limit)
+                           .with_for_update(of=OutboxEvent, skip_locked=True)).all()
     claimed = []
     for event, agency_id in rows:
         event.status, event.dispatched_at, event.attempts = "dispatched", now, event.attempts + 1
