@@ -41,7 +41,8 @@ def booked(demo: Demo) -> Booked:
     provider), whose reminder falls due two seconds from now."""
     scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
     with tenant_session(scope) as session:
-        webchat = session.scalars(select(Channel).where(Channel.channel_type == "webchat")).one()
+        webchat = session.scalars(select(Channel).where(Channel.channel_type == "webchat")
+                                  .order_by(Channel.created_at, Channel.id).limit(1)).one()  # the seeded one
         contact = Contact(sub_account_id=demo.a, agency_id=demo.agency_id, first_name="Reminded",
                           last_name=f"Lead {uuid.uuid4().hex[:6]}", email=f"reminded-{uuid.uuid4().hex}@example.com")
         session.add(contact)
