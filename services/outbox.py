@@ -4,7 +4,7 @@ due, and settled by the task that performs it. Claiming skips rows another dispa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -43,22 +43,26 @@ def _reclaim_after() -> tuple[timedelta, timedelta]:
 
 
 def claim_due(*, session: Session, now: datetime | None = None, limit: int = 500,
-              busy: Callable[[set[str]], set[str]] | None = None) -> list[Claimed]:
+              busy: Callable[[set[str]], set[str]] | None = None,
+              event_ids: Collection[uuid.UUID] | None = None) -> list[Claimed]:
     """Mark due pending events dispatched (owner session: the dispatcher serves every tenant) and return them.
 
     Events handed over before and still unfinished are handed out again, since every task is safe to run twice:
     a turn `turn_reclaim_seconds` after it was due unless `busy` (conversation ids -> those a live worker holds)
     says a worker is on its conversation (a worker killed mid-turn, or holding it unstarted, loses it this way
-    in seconds); anything else after `outbox_reclaim_seconds`, counted from its due time, not its hand-over."""
+    in seconds); anything else after `outbox_reclaim_seconds`, counted from its due time, not its hand-over.
+    `event_ids` bounds the claim to those events (re-driving named ones), due and unclaimed all the same."""
     now = now or datetime.now(UTC)
     reclaim, reclaim_turn = _reclaim_after()
     since = func.greatest(OutboxEvent.dispatched_at, OutboxEvent.available_at)
     stale = (OutboxEvent.status == "dispatched") & or_(
         since < now - reclaim, (OutboxEvent.topic == TURN_TOPIC) & (since < now - reclaim_turn))
-    rows = session.execute(
-        select(OutboxEvent, SubAccount.agency_id).join(SubAccount, SubAccount.id == OutboxEvent.sub_account_id)
-        .where(or_(OutboxEvent.status == "pending", stale), OutboxEvent.available_at <= now + CLAIM_AHEAD)
-        .order_by(OutboxEvent.available_at).limit(limit).with_for_update(of=OutboxEvent, skip_locked=True)).all()
+    query = (select(OutboxEvent, SubAccount.agency_id).join(SubAccount, SubAccount.id == OutboxEvent.sub_account_id)
+             .where(or_(OutboxEvent.status == "pending", stale), OutboxEvent.available_at <= now + CLAIM_AHEAD))
+    if event_ids is not None:
+        query = query.where(OutboxEvent.id.in_(list(event_ids)))
+    rows = session.execute(query.order_by(OutboxEvent.available_at).limit(limit)
+                           .with_for_update(of=OutboxEvent, skip_locked=True)).all()
     turns = {str(e.payload.get("conversation_id")) for e, _ in rows
              if e.status == "dispatched" and e.topic == TURN_TOPIC}
     held = busy(turns) if turns and busy is not None else set()

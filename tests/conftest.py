@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -22,6 +24,7 @@ TEST_STATE = PROJECT_ROOT / ".leadpilot" / "test"
 
 def pytest_configure(config: pytest.Config) -> None:
     """Point the whole process at a test database copied from the template, before anything reads settings."""
+    _travel_to(os.environ.get("LP_TEST_NOW"))
     os.environ["LEADPILOT_STATE_DIR"] = str(TEST_STATE)
     os.environ.pop("APP_DATABASE_URL", None)
     from leadpilot.infra import start_embedded_postgres, start_embedded_redis
@@ -46,6 +49,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
     get_settings.cache_clear()  # building the template read settings before DATABASE_URL pointed here
     config.stash[SERVER_KEY] = server_url
+
+
+def _travel_to(moment: str | None) -> None:
+    """`LP_TEST_NOW=2027-03-14T06:58:00+00:00`: run the suite with Python's clock starting there and ticking, to
+    find tests that hold only at some times of day or dates. Postgres's now() (column defaults) does not move;
+    point TEST_DATABASE_SERVER_URL at a server run under libfaketime for that."""
+    if not moment:
+        return
+    import time_machine
+
+    time_machine.travel(datetime.fromisoformat(moment), tick=True).start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -112,6 +126,17 @@ def daytime(demo: Demo, owner_engine: Engine) -> Iterator[None]:
             with owner_engine.begin() as conn:
                 conn.execute(text("UPDATE sub_accounts SET settings = jsonb_set(settings, '{quiet_hours}', "
                                   "CAST(:q AS jsonb)) WHERE id = :id"), {"id": demo.a, "q": json.dumps(saved)})
+
+
+@pytest.fixture
+def demo_day() -> Iterator[datetime]:
+    """Python's clock at noon in New York on the demo's as-of date (ticking) for one test: a question relative to
+    now ("last month", "this quarter") then asks about months the demo holds, whatever the date of the run."""
+    import time_machine
+
+    moment = datetime.combine(dbutil.DEMO_AS_OF, time(12), tzinfo=ZoneInfo("America/New_York"))
+    with time_machine.travel(moment, tick=True):
+        yield moment
 
 
 @pytest.fixture(scope="session")

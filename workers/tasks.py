@@ -48,11 +48,12 @@ def ping() -> dict[str, Any]:
 
 
 @celery_app.task(name="workers.dispatch_outbox")
-def dispatch_outbox() -> list[str]:
-    """Hand every due outbox event to the task for its topic, to run at its due time (Celery eta); what the
-    broker refuses goes back to pending for the next pass."""
+def dispatch_outbox(event_ids: list[str] | None = None) -> list[str]:
+    """Hand every due outbox event (or only those of `event_ids`) to the task for its topic, to run at its due
+    time (Celery eta); what the broker refuses goes back to pending for the next pass. Returns the task ids."""
     with owner_session() as session:
-        claimed = outbox.claim_due(session=session, busy=busy_conversations)
+        claimed = outbox.claim_due(session=session, busy=busy_conversations,
+                                   event_ids=None if event_ids is None else [uuid.UUID(i) for i in event_ids])
     ids: list[str] = []
     for n, event in enumerate(claimed):
         task = TOPIC_TASKS.get(event.topic)

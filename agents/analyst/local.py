@@ -45,6 +45,12 @@ def metric_of(question: str) -> str | None:
     return None
 
 
+def _today(ctx: dict[str, Any]) -> date:
+    # the asker's date, not UTC's: at 8 pm in New York on the 30th, "last month" is still the month before
+    now = datetime.fromisoformat(ctx["now"]) if ctx.get("now") else datetime.now(ZoneInfo("UTC"))
+    return now.astimezone(ZoneInfo(ctx.get("timezone") or "UTC")).date()
+
+
 def period_of(question: str, today: date) -> tuple[str, date]:
     """(day|week|month|quarter, a day inside it) from 'last month', 'this quarter', 'in October', ..."""
     q = question.lower()
@@ -105,7 +111,7 @@ class AnalystPolicyModel(BaseChatModel):
                                                   "type": "tool_call"}])
 
     def _plan(self, question: str, ctx: dict[str, Any]) -> AIMessage:
-        today = datetime.fromisoformat(ctx["now"]).date() if ctx.get("now") else date.today()
+        today = _today(ctx)
         grain, anchor = period_of(question, today)
         q = question.lower()
         if re.search(r"\b(haven'?t|have not|not yet|never|didn'?t|did not)\b.*\bbook", q) or "unbooked" in q:

@@ -45,7 +45,8 @@ class Lead:
 def lead(demo: Demo) -> Lead:
     scope = TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)
     with tenant_session(scope) as session:
-        channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")).one()
+        channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")
+                                  .order_by(Channel.created_at, Channel.id).limit(1)).one()  # the seeded one
         agent = session.scalars(select(AIAgent).join(KnowledgeBase, KnowledgeBase.ai_agent_id == AIAgent.id)).one()
         contact = Contact(sub_account_id=demo.a, agency_id=demo.agency_id, first_name="Test",
                           last_name=f"Lead {uuid.uuid4().hex[:6]}", email=f"lead-{uuid.uuid4().hex}@example.com",

@@ -1,10 +1,12 @@
 """The staff analyst through POST /v1/analyst/ask on the offline model: figures equal the reporting service's
-and the database's own counts, a chart comes with comparisons, and a client user stays in their sub-account."""
+and the database's own counts, a chart comes with comparisons, and a client user stays in their sub-account.
+Questions relative to now ("last month", "this quarter") are asked on the demo's as-of date (`demo_day`), where
+its history lies, in New York (sub-account A's timezone and the agency view's default)."""
 
 from __future__ import annotations
 
 import base64
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,7 +22,7 @@ from services import reporting
 from tests.api.test_rest import key_for, problem
 from tests.conftest import Demo
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("demo_day")]
 client = TestClient(app)
 
 
@@ -30,12 +32,12 @@ def keys(demo: Demo) -> dict[str, dict[str, str]]:
             "staff_a": key_for(demo, "jane@restaurant.com")}
 
 
-def test_show_rate_last_month_vs_the_month_before(keys, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+def test_show_rate_last_month_vs_the_month_before(keys, demo: Demo, demo_day: datetime) -> None:  # type: ignore[no-untyped-def]
     body = client.post("/v1/analyst/ask", headers=keys["manager_a"], json={
         "question": "what was our show rate last month vs the month before?", "sub_account_id": str(demo.a)})
     assert body.status_code == 200, body.text
     out = body.json()
-    grain, anchor = period_of("last month", date.today())
+    grain, anchor = period_of("last month", demo_day.date())
     with tenant_session(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a)) as session:
         report = reporting.build_report(session=session, group_by="agency", tz="America/New_York", period=grain,
                                         anchor=anchor, metrics=["show_rate"])
@@ -48,12 +50,12 @@ def test_show_rate_last_month_vs_the_month_before(keys, demo: Demo) -> None:  # 
     assert base64.b64decode(out["chart_png_base64"]).startswith(b"\x89PNG")
 
 
-def test_which_campaign_had_the_best_roi_this_quarter(keys, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+def test_which_campaign_had_the_best_roi_this_quarter(keys, demo: Demo, demo_day: datetime) -> None:  # type: ignore[no-untyped-def]
     out = client.post("/v1/analyst/ask", headers=keys["admin"], json={
         "question": "which campaign had the best ROI this quarter?"}).json()
     with tenant_session(TenantScope(agency_id=demo.agency_id)) as session:
         report = reporting.build_report(session=session, group_by="campaign", tz="America/New_York",
-                                        period="quarter", anchor=date.today(), metrics=["roi"])
+                                        period="quarter", anchor=demo_day.date(), metrics=["roi"])
         from models.performance import Campaign
 
         names = {c.id: c.name for c in session.scalars(select(Campaign))}
@@ -107,3 +109,14 @@ def test_periods_are_read_from_plain_language() -> None:
     assert period_of("last quarter", today) == ("quarter", date(2026, 9, 30))
     assert period_of("in March", today) == ("month", date(2026, 3, 1))
     assert period_of("yesterday", today) == ("day", today - timedelta(days=1))
+
+
+def test_periods_are_the_askers_not_utcs(demo: Demo) -> None:
+    """8 pm in New York on November 30 is December 1 in UTC: "last month" is still October there."""
+    from agents.analyst.graph import ask
+
+    evening = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+    out = ask("what was our show rate last month vs the month before?", agency_id=demo.agency_id,
+              sub_account_id=demo.a, user_id=None, timezone="America/New_York", now=evening)
+    assert out.tool_calls == [{"name": "report_metric",
+                               "args": {"metric": "show_rate", "period": "month", "anchor": "2026-10-31"}}]

@@ -106,7 +106,8 @@ def test_the_agents_channel_mode_makes_email_replies_drafts(turn, lead) -> None:
     from models.conversations import Channel, Conversation
 
     with tenant_session(lead.scope) as session:
-        email = session.scalars(select(Channel).where(Channel.channel_type == "email")).one()
+        email = session.scalars(select(Channel).where(Channel.channel_type == "email")
+                                .order_by(Channel.created_at, Channel.id).limit(1)).one()  # the seeded one
         session.execute(update(Conversation).where(Conversation.id == lead.conversation_id)
                         .values(channel_id=email.id))
         assert session.get(AIAgent, lead.agent_id).channel_modes == {"email": "suggestive"}

@@ -93,7 +93,8 @@ def _outgoing(demo: Demo, *, sender_type: str = "bot", body: str = "See you at 7
     """A lead with an SMS conversation and one queued outbound message to them."""
     phone = f"+1312555{uuid.uuid4().int % 9000 + 1000}"
     with tenant_session(_scope(demo)) as session:
-        channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")).one()
+        channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")
+                                  .order_by(Channel.created_at, Channel.id).limit(1)).one()  # the seeded one
         contact, _ = crm.match_or_create_contact(session=session, sub_account_id=demo.a, phone=phone)
         if dnd:
             crm.set_dnd(session=session, contact_id=contact.id, channel="sms", enabled=True, reason="STOP")
@@ -225,7 +226,8 @@ def test_realtime_events_go_out_after_commit_and_never_for_a_rollback(demo: Demo
 
     with pytest.raises(RuntimeError), tenant_session(_scope(demo)) as session:
         contact, _ = crm.match_or_create_contact(session=session, sub_account_id=demo.a, phone="+13125559990")
-        channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")).one()
+        channel = session.scalars(select(Channel).where(Channel.channel_type == "sms")
+                                  .order_by(Channel.created_at, Channel.id).limit(1)).one()  # the seeded one
         conversation = inbound.open_conversation(session, channel, contact.id)
         inbound.store_message(session, conversation, idempotency_key=f"t:{uuid.uuid4()}", body="never")
         raise RuntimeError("rolled back")

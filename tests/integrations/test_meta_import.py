@@ -504,7 +504,7 @@ def test_the_analyst_answers_with_the_imported_spend(graph: MetaGraph, integrati
     def asked() -> tuple[str, Decimal]:
         answer = client.post("/v1/analyst/ask", headers=keys["manager_a"], json=question)
         assert answer.status_code == 200, answer.text
-        grain, anchor = period_of("this month", date.today())
+        grain, anchor = period_of("this month", today)  # the sub-account's month, as the analyst reads it
         with tenant_session(scope) as session:
             report = reporting.build_report(session=session, group_by="agency", tz=tz, period=grain, anchor=anchor,
                                             metrics=["ad_spend"])

@@ -1,6 +1,7 @@
-"""The outbox hands work out again in seconds when its hand-over was lost, and only then: a hand-over the broker
-refused is pending again at once; a turn a dead worker held is reclaimed within `turn_reclaim_seconds` unless a
-live worker holds its conversation; other work waits `outbox_reclaim_seconds` from its due time."""
+"""The outbox dispatcher claims due events once (only the named ones when bounded), and hands work out again
+in seconds when its hand-over was lost, and only then: a hand-over the broker refused is pending again at once;
+a turn a dead worker held is reclaimed within `turn_reclaim_seconds` unless a live worker holds its conversation;
+other work waits `outbox_reclaim_seconds` from its due time."""
 
 from __future__ import annotations
 
@@ -82,3 +83,18 @@ def test_a_retrying_task_keeps_its_event_until_the_retry_is_due(db: Session, dem
     event = db.get(OutboxEvent, row["id"])
     assert event.status == "dispatched" and event.available_at > NOW + timedelta(seconds=290)
     assert row["id"] not in {c.event_id for c in outbox.claim_due(session=db, now=NOW + timedelta(seconds=60))}
+
+
+def test_a_bounded_claim_takes_only_the_named_due_events(db: Session, demo: Demo) -> None:
+    def reminder(due_in: float) -> uuid.UUID:
+        row = _event(demo.a, "appointment.reminder", status="pending", due_in=due_in)
+        db.add(OutboxEvent(**row))
+        db.flush()
+        return row["id"]  # type: ignore[return-value]
+
+    mine, later, other = reminder(-60), reminder(3600), reminder(-60)
+    claimed = outbox.claim_due(session=db, now=NOW, event_ids=[mine, later])
+    assert [c.event_id for c in claimed] == [mine]  # `later` is named but not due
+    assert outbox.claim_due(session=db, now=NOW, event_ids=[mine, later]) == []  # claimed once
+    assert db.get(OutboxEvent, other).status == "pending"  # left for the unbounded dispatcher
+    assert other in {c.event_id for c in outbox.claim_due(session=db, now=NOW)}
