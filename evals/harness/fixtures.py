@@ -9,10 +9,12 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text, update
 
+from evals.harness import business
 from evals.harness.scenario import Scenario
-from models.ai import AIAgent, KnowledgeBase
+from knowledge.ingest import add_qa
+from models.ai import AIAgent, KnowledgeBase, TrainingData
 from models.calendars import Appointment, Calendar
 from models.conversations import Channel, Conversation, ConversationAIConfig
 from models.crm import Contact
@@ -74,7 +76,13 @@ def apply(scenario: Scenario) -> World:
     """Create the lead, its conversation on the scenario's channel, and every fixture; return their ids."""
     state = scenario.initial_state
     agency_id, sub_id, other_id = _tenancy(state.sub_account)
-    world = World(agency_id, sub_id, other_id, state.lead.timezone or "America/New_York")
+    if state.business is not None:  # a business of its own; the demo restaurant stays as the "other" tenant
+        built = business.build(state.business, AGENCY_SLUG)
+        other_id, sub_id = sub_id, built.sub_account_id
+    # a built business's lead lives in the business's timezone unless the scenario says otherwise
+    lead_zone = (state.lead.timezone if state.business is None or "timezone" in state.lead.model_fields_set
+                 else None)
+    world = World(agency_id, sub_id, other_id, lead_zone or "America/New_York")
     if scenario.channel == "staff":
         if state.user_email:
             with owner_session() as session:
@@ -83,7 +91,7 @@ def apply(scenario: Scenario) -> World:
         return world
     with tenant_session(world.scope) as session:
         sub_tz = session.execute(text("SELECT timezone FROM sub_accounts WHERE id = :s"), {"s": sub_id}).scalar()
-        world.timezone = state.lead.timezone or sub_tz or "UTC"
+        world.timezone = lead_zone or sub_tz or "UTC"
         channel = session.scalars(select(Channel).where(Channel.channel_type == scenario.channel,
                                                         Channel.deleted_at.is_(None))).first()
         if channel is None:
@@ -101,7 +109,7 @@ def apply(scenario: Scenario) -> World:
         contact = Contact(sub_account_id=sub_id, agency_id=agency_id, first_name=lead.first_name,
                           last_name=lead.last_name or f"Eval {tag}",
                           email=lead.email or f"eval-{tag}@example.com", phone=lead.phone,
-                          timezone=lead.timezone, lifecycle_stage="lead", lead_source=lead.lead_source,
+                          timezone=lead_zone, lifecycle_stage="lead", lead_source=lead.lead_source,
                           custom_fields=dict(lead.custom_fields), dnd_channels=dict(lead.dnd_channels))
         session.add(contact)
         session.flush()
@@ -131,10 +139,12 @@ def apply(scenario: Scenario) -> World:
                 payments.create_invoice(session=session, contact_id=contact.id, status=invoice.status, lines=[
                     payments.Line(line.description, Decimal(line.quantity), Decimal(line.unit_price))
                     for line in invoice.lines], issue_date=state.clock.date())
+        kb = session.scalars(select(KnowledgeBase).where(KnowledgeBase.ai_agent_id == agent.id)).one()
+        if state.knowledge_mode == "replace":  # start without the existing entries
+            session.execute(update(TrainingData).where(TrainingData.knowledge_base_id == kb.id,
+                                                       TrainingData.deleted_at.is_(None))
+                            .values(deleted_at=func.now()))
         if state.knowledge:
-            from knowledge.ingest import add_qa
-
-            kb = session.scalars(select(KnowledgeBase).where(KnowledgeBase.ai_agent_id == agent.id)).one()
             for entry in state.knowledge:
                 add_qa(session=session, kb_id=kb.id, question=entry.question, answer=entry.answer,
                        category=entry.category)

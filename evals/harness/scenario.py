@@ -4,9 +4,11 @@ and the field."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -76,9 +78,166 @@ class AgentFixture(Strict):
     mode: Literal["off", "suggestive", "autopilot"] | None = None
 
 
+DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # index = day_of_week (0 = Sunday, as the schema)
+Hours = dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str | list[str]]
+
+
+def parse_ranges(value: str | list[str]) -> list[tuple[time, time]]:
+    """"09:00-17:00", ["09:00-12:00", "13:00-17:00"] or "closed" as (start, end) pairs, each start < end."""
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[tuple[time, time]] = []
+    for item in items:
+        if item.strip().lower() == "closed":
+            continue
+        start, sep, end = item.partition("-")
+        try:
+            pair = (time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+        except ValueError:
+            raise ValueError(f"{item!r}: hours are HH:MM-HH:MM, e.g. 09:00-17:30, or 'closed'") from None
+        if not sep or pair[0] >= pair[1]:
+            raise ValueError(f"{item!r}: the opening time must come before the closing time")
+        out.append(pair)
+    return out
+
+
+def _check_hours(hours: Hours | None) -> Hours | None:
+    for value in (hours or {}).values():
+        parse_ranges(value)
+    return hours
+
+
+def _check_zone(zone: str) -> str:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{zone!r} is not an IANA timezone (e.g. Europe/Madrid)") from None
+    return zone
+
+
+class CalendarSpec(Strict):
+    """A bookable calendar of the business; `team` makes one calendar per member, booked round robin."""
+
+    name: str
+    hours: Hours | None = None  # default: the business's opening hours
+    slot_minutes: int = Field(30, ge=5, le=480)
+    buffer_before_minutes: int = Field(0, ge=0)
+    buffer_after_minutes: int = Field(0, ge=0)
+    min_notice_minutes: int = Field(60, ge=0)
+    window_days: int = Field(60, ge=1, le=730)
+    max_bookings_per_day: int | None = Field(None, ge=1)
+    team: list[str] = Field(default_factory=list)  # staff names; none: one calendar of the business's manager
+
+    @field_validator("hours")
+    @classmethod
+    def _valid_hours(cls, value: Hours | None) -> Hours | None:
+        return _check_hours(value)
+
+
+class ServiceSpec(Strict):
+    """Something a lead books: its duration, price and deposit (a deposit means booking requires payment)."""
+
+    name: str
+    duration_minutes: int = Field(gt=0, le=1440)
+    price: Decimal | None = Field(None, ge=0)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")  # default: the business's
+    deposit: Decimal | None = Field(None, gt=0)
+    description: str | None = None  # every calendar of the business offers every service
+
+
+class ProductSpec(Strict):
+    name: str
+    price: Decimal = Field(ge=0)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    description: str | None = None
+    every: Literal["day", "week", "month", "year"] | None = None  # recurring price
+
+
+class QuestionSpec(Strict):
+    """A qualification question; its answer is stored in the contact's custom field `key`."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    question: str
+    type: Literal["text", "textarea", "number", "money", "date", "select", "multi_select", "checkbox", "phone",
+                  "email", "url"] = "text"
+    options: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _options(self) -> QuestionSpec:
+        if (self.type in ("select", "multi_select")) != bool(self.options):
+            raise ValueError("select and multi_select questions need `options`, and only they take them")
+        return self
+
+
+class AgentSpec(Strict):
+    """The business's lead agent, configured as its agency would in the product."""
+
+    name: str = "Assistant"
+    persona: str | None = None
+    system_prompt: str | None = None
+    capabilities: list[str] = Field(default_factory=lambda: [
+        "answer_faq", "book_appointments", "qualify_leads", "take_payments", "escalate_to_human"])
+    mode: Literal["off", "suggestive", "autopilot"] = "autopilot"
+    channel_modes: dict[Literal["sms", "email", "webchat"], Literal["off", "suggestive", "autopilot"]] = Field(
+        default_factory=dict)
+    qualification_questions: list[QuestionSpec] = Field(default_factory=list)
+    pipeline: list[str] = Field(  # the default pipeline's stages, in order; "Won" and "Lost" close a deal
+        default_factory=lambda: ["New Lead", "Qualified", "Booked", "Won", "Lost"], min_length=1)
+    on_qualified: str | None = "Qualified"  # the pipeline stage a qualified lead's deal moves to
+    on_booked: str | None = "Booked"
+    handoff_message: str | None = None
+
+    @model_validator(mode="after")
+    def _stages(self) -> AgentSpec:
+        for stage in (self.on_qualified, self.on_booked):
+            if stage is not None and stage not in self.pipeline:
+                raise ValueError(f"pipeline stage {stage!r} is not one of the pipeline's stages {self.pipeline}")
+        return self
+
+
+class BusinessFixture(Strict):
+    """A business built from scratch for the scenario (a new sub-account of the demo agency): its place, hours,
+    calendars, services, products, knowledge, agent and channels. Nothing of the demo restaurants is used."""
+
+    name: str
+    vertical: str  # e.g. dental clinic, plumbing, real estate, med spa
+    timezone: str = "America/New_York"
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    language: Literal["en", "es"] = "en"
+    phone: str | None = None  # the SMS number; default: a generated one
+    email: str | None = None
+    address: str | None = None
+    hours: Hours = Field(default_factory=lambda: {d: "09:00-17:00" for d in ("mon", "tue", "wed", "thu", "fri")})
+    closed_dates: list[date] = Field(default_factory=list)
+    calendars: list[CalendarSpec] = Field(default_factory=lambda: [CalendarSpec(name="Appointments")])
+    services: list[ServiceSpec] = Field(default_factory=list)
+    products: list[ProductSpec] = Field(default_factory=list)
+    knowledge: list[KnowledgeFixture] = Field(default_factory=list)
+    agent: AgentSpec = Field(default_factory=AgentSpec)
+    channels: list[Literal["sms", "email", "webchat"]] = Field(default_factory=lambda: ["sms", "email", "webchat"])
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+    @field_validator("hours")
+    @classmethod
+    def _valid_hours(cls, value: Hours) -> Hours:
+        return _check_hours(value) or {}
+
+    @model_validator(mode="after")
+    def _coherent(self) -> BusinessFixture:
+        names = [c.name for c in self.calendars]
+        if len(set(names)) != len(names):
+            raise ValueError("calendar names must be unique")
+        return self
+
+
 class InitialState(Strict):
     clock: datetime = Field(default_factory=lambda: datetime.fromisoformat(DEFAULT_CLOCK))
     sub_account: Literal["restaurant-a", "restaurant-b"] = "restaurant-a"
+    business: BusinessFixture | None = None  # a business built from scratch instead of a demo restaurant
+    knowledge_mode: Literal["add", "replace"] = "add"  # `knowledge` adds to the demo's entries, or replaces them
     lead: LeadFixture = Field(default_factory=LeadFixture)
     contacts: list[ContactFixture] = Field(default_factory=list)
     appointments: list[AppointmentFixture] = Field(default_factory=list)

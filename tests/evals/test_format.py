@@ -1,0 +1,122 @@
+"""Each feature of the scenario format, shown by a scenario that passes when it should and fails when it should
+not: the world a scenario builds is the one the real agent sees, and the expectations tell a right end state
+from a wrong one."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from evals.harness.scenario import Scenario, ScenarioError, load_scenario
+
+pytestmark = pytest.mark.evals
+
+PLUMBER: dict[str, Any] = {
+    "id": "format-built-business",
+    "capability": "book",
+    "channel": "sms",
+    "initial_state": {
+        "clock": "2026-11-24T22:00:00+00:00",  # Wednesday 25 November, 09:00 in Sydney
+        "business": {
+            "name": "Harbour Plumbing", "vertical": "home services (plumbing)", "timezone": "Australia/Sydney",
+            "currency": "AUD",
+            "hours": {"tue": "07:00-15:00", "wed": "07:00-15:00", "thu": "07:00-15:00", "fri": "07:00-15:00",
+                      "sat": "08:00-12:00"},
+            "closed_dates": ["2026-11-26"],
+            "calendars": [{"name": "Call-outs", "slot_minutes": 60, "min_notice_minutes": 120,
+                           "team": ["Dave", "Priya"]}],
+            "services": [{"name": "Blocked drain call-out", "duration_minutes": 60, "price": "149.00",
+                          "deposit": "50.00"}],
+            "knowledge": [{"question": "Do you charge a call-out fee?",
+                           "answer": "Our call-out fee is $149, which includes the first hour."}],
+            "agent": {"name": "Max", "persona": "A friendly dispatcher.",
+                      "qualification_questions": [{"key": "property_type", "question": "Is it a house or a unit?",
+                                                   "type": "select", "options": ["house", "unit"]}]},
+        },
+    },
+    "user": {"goal": "Book a plumber at the first time offered.",
+             "turns": ["I would like to book an appointment on Friday", {"say": "{offer[0]} works"}]},
+    "expected": {
+        "db": [
+            # local time in the lead's timezone, which is the built business's (Sydney) when not given
+            {"entity": "appointment", "where": {"status": "scheduled", "start": "2026-11-27 07:00"}, "count": 1},
+            {"query": "SELECT count(*) FROM appointments a JOIN calendars c ON c.id = a.calendar_id "
+                      "JOIN sub_accounts s ON s.id = c.sub_account_id WHERE a.contact_id = :contact_id "
+                      "AND s.name = 'Harbour Plumbing' AND c.team_key = 'call-outs'", "equals": 1},
+        ],
+        "tools": ["check_availability", "book_appointment"],
+    },
+}
+
+
+def _scenario(tmp_path: Path, raw: dict[str, Any]) -> Scenario:
+    path = tmp_path / f"{raw['id']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_scenario(path)
+
+
+@pytest.fixture(scope="module")
+def run(server_url: str) -> Iterator[Any]:
+    """Run one scenario once on its own database copy; returns the trial."""
+    from evals.harness.database import Databases
+    from evals.harness.runner import run_trial
+    from tests import dbutil
+
+    dbs = Databases(server_url, dbutil.TEMPLATE_DB, f"lp_format_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+    with dbs.base() as base:
+        yield lambda scenario: run_trial(scenario, base, 0)
+
+
+def test_a_business_built_from_scratch_is_what_the_agent_books_in(tmp_path: Path, run: Any) -> None:
+    trial = run(_scenario(tmp_path, PLUMBER))
+    assert trial.passed, (trial.why(), trial.transcript)
+    assert "(Australia/Sydney)" in trial.transcript[-1]["text"]
+
+
+def test_the_same_expectation_fails_when_the_built_hours_put_the_booking_elsewhere(tmp_path: Path,
+                                                                                   run: Any) -> None:
+    """Friday opens at 13:00 instead: the agent (rightly) books 1 PM, so the 7 AM expectation fails."""
+    later = copy.deepcopy(PLUMBER)
+    later["id"] = "format-built-business-afternoon"
+    later["initial_state"]["business"]["hours"]["fri"] = "13:00-15:00"
+    trial = run(_scenario(tmp_path, later))
+    assert not trial.passed
+    failed = [c for c in trial.checks if not c["passed"]]
+    assert failed and failed[0]["name"].startswith("db:") and "2026-11-27 07:00" in failed[0]["name"], failed
+    assert "Fri Nov 27 at 1 PM" in trial.transcript[1]["text"], trial.transcript
+
+
+def test_a_closed_date_of_the_built_business_is_never_offered(tmp_path: Path, run: Any) -> None:
+    closed = copy.deepcopy(PLUMBER)
+    closed["id"] = "format-built-business-closed-day"
+    closed["user"]["turns"] = ["I would like to book an appointment on Thursday", {"say": "{offer[0]} works"}]
+    closed["expected"]["db"] = [{"query": "SELECT count(*) FROM appointments WHERE contact_id = :contact_id AND "
+                                          "(start_time AT TIME ZONE 'Australia/Sydney')::date = '2026-11-26'",
+                                 "equals": 0}]
+    closed["expected"]["tools"] = ["check_availability"]
+    trial = run(_scenario(tmp_path, closed))
+    assert trial.passed, (trial.why(), trial.transcript)
+    assert "Nov 26" not in " ".join(t["text"] for t in trial.transcript if t["role"] == "agent")
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"timezone": "Mars/Olympus"}, "initial_state.business.timezone"),
+    ({"hours": {"mon": "17:00-09:00"}}, "initial_state.business.hours"),
+    ({"agent": {"on_booked": "Paid"}}, "initial_state.business.agent"),
+    ({"agent": {"qualification_questions": [{"key": "size", "question": "?", "type": "select"}]}},
+     "initial_state.business.agent.qualification_questions.0"),
+    ({"calendars": [{"name": "A"}, {"name": "A"}]}, "initial_state.business"),
+    ({"colour": "blue"}, "initial_state.business.colour"),
+])
+def test_a_bad_business_names_the_file_and_the_field(tmp_path: Path, change: dict[str, Any], field: str) -> None:
+    raw = copy.deepcopy(PLUMBER)
+    raw["initial_state"]["business"].update(change)
+    with pytest.raises(ScenarioError) as err:
+        _scenario(tmp_path, raw)
+    assert f"{raw['id']}.yaml" in str(err.value) and f"{field}:" in str(err.value), str(err.value)
