@@ -9,12 +9,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from lingua import Language, LanguageDetector, LanguageDetectorBuilder
 from sqlalchemy import text
 
 from evals.harness.fixtures import World, local_instant
-from evals.harness.scenario import DbAssertion, ReportCheck, Scenario
+from evals.harness.scenario import DbAssertion, Expected, ReportCheck, Scenario, ToolCall
 from models.db import TenantScope, owner_session, tenant_session
 
 ENTITY_SQL = {
@@ -209,12 +211,50 @@ def uuid_str(value: Any) -> Any:
     return str(value) if isinstance(value, uuid.UUID) else value
 
 
-def scenario_checks(scenario: Scenario, world: World, transcript: list[dict[str, str]],
-                    tool_calls: list[dict[str, Any]], diff: dict[str, list[dict[str, Any]]],
-                    allowed_tools: set[str] | None) -> list[Check]:
-    """Every deterministic check of a finished trial."""
-    expected = scenario.expected
-    agent_text = "\n".join(t["text"] for t in transcript if t["role"] == "agent")
+UNKNOWN = re.compile(  # how an agent says it does not know, in English and Spanish
+    r"\b(?:(?:i|we) (?:do not|don't|dont) (?:know|have (?:that|this|any) (?:information|info|details))|not sure|"
+    r"(?:i|we) (?:can't|cannot|can not) (?:find|answer|confirm)|no (?:lo )?s[eé]\b|no estoy segur[oa]|"
+    r"no tengo (?:esa|esta|ese|la) informaci[oó]n|no (?:puedo|podemos) confirmar)", re.I)
+
+
+@lru_cache(maxsize=1)
+def _languages() -> LanguageDetector:
+    return LanguageDetectorBuilder.from_languages(Language.ENGLISH, Language.SPANISH).build()
+
+
+def reply_language(reply: str) -> str | None:
+    """"en" or "es" for a reply long enough to tell (three words or more), else None."""
+    if len(re.findall(r"\w+", reply)) < 3:
+        return None
+    found = _languages().detect_language_of(reply)
+    return None if found is None else found.iso_code_639_1.name.lower()
+
+
+def tool_check(wanted: str | ToolCall, tool_calls: list[dict[str, Any]], world: World) -> Check:
+    name = wanted if isinstance(wanted, str) else wanted.name
+    args = {} if isinstance(wanted, str) else wanted.args
+    calls = [c for c in tool_calls if c["name"] == name]
+    hit = any(all(_matches(_get(c.get("args") or {}, k), v, k, world) for k, v in args.items()) for c in calls)
+    label = f"tool called: {name}" + (f" with {args}" if args else "")
+    return Check(label, hit, f"calls of {name}: {[c.get('args') for c in calls]}" if calls else
+                 f"called: {[c['name'] for c in tool_calls]}")
+
+
+def deliveries(world: World) -> list[dict[str, Any]]:
+    """What the outbound sender actually handed to a transport for this conversation (the sandbox's record)."""
+    with owner_session() as session:
+        return [dict(r) for r in session.execute(text(
+            "SELECT d.request FROM sandbox_deliveries d JOIN messages m ON m.id::text = d.request->>'message_id' "
+            "WHERE m.conversation_id = :c ORDER BY d.created_at"), {"c": world.conversation_id}).mappings()]
+
+
+def expectation_checks(expected: Expected, world: World, transcript: list[dict[str, str]],
+                       tool_calls: list[dict[str, Any]], diff: dict[str, list[dict[str, Any]]], channel: str, *,
+                       nested: bool = False) -> list[Check]:
+    """The checks of one expectation (the scenario's, or an alternative inside any_of / all_of, where the
+    handoff is checked only when stated)."""
+    replies = [t["text"] for t in transcript if t["role"] == "agent" and t["text"]]
+    agent_text = "\n".join(replies)
     checks = [db_check(a, world, diff) for a in expected.db]
     for pattern in expected.must_say:
         checks.append(Check(f"must_say: {pattern}", said(pattern, agent_text), "said" if said(pattern, agent_text)
@@ -222,13 +262,60 @@ def scenario_checks(scenario: Scenario, world: World, transcript: list[dict[str,
     for pattern in expected.must_not_say:
         bad = said(pattern, agent_text)
         checks.append(Check(f"must_not_say: {pattern}", not bad, "the agent said it" if bad else "not said"))
-    if expected.handoff is not None and scenario.channel != "staff":
+    if expected.one_of:
+        hits = [p for p in expected.one_of if said(p, agent_text)]
+        checks.append(Check(f"one_of: {expected.one_of}", bool(hits), f"said {hits}" if hits else "none said"))
+    if expected.language is not None:
+        found = {r[:60]: reply_language(r) for r in replies}
+        wrong = {r: lang for r, lang in found.items() if lang not in (None, expected.language)}
+        checks.append(Check(f"language: {expected.language}", bool(replies) and not wrong,
+                            f"replies in another language: {wrong}" if wrong else
+                            "every reply" if replies else "no reply to judge"))
+    if expected.no_reply:
+        with owner_session() as session:
+            queued = session.execute(text("SELECT count(*) FROM messages WHERE conversation_id = :c AND "
+                                          "direction = 'outbound'"), {"c": world.conversation_id}).scalar_one()
+        checks.append(Check("no reply", not replies and not queued,
+                            f"replies: {replies[:2]}, outbound messages stored: {queued}"))
+    if expected.says_unknown:
+        admitted = [r for r in replies if UNKNOWN.search(r)]
+        if not admitted:
+            with owner_session() as session:
+                admitted = list(session.execute(text(
+                    "SELECT reason FROM handoffs WHERE conversation_id = :c AND reason = 'lack_of_information'"),
+                    {"c": world.conversation_id}).scalars())
+        checks.append(Check("says it does not know", bool(admitted), f"by: {admitted[:1]}" if admitted else
+                            "neither said it does not know nor handed off for lack of information"))
+    if expected.delivered is not None:
+        sent = deliveries(world)
+        checks.append(Check(f"delivered: {expected.delivered}", len(sent) == expected.delivered,
+                            f"{len(sent)} sent: {[d['request'].get('body', '')[:60] for d in sent]}"))
+    if channel != "staff" and expected.handoff is not None and (not nested or "handoff" in expected.model_fields_set):
         checks.append(handoff_check(expected.handoff, world))
-    called = [c["name"] for c in tool_calls]
     for tool in expected.tools:
-        checks.append(Check(f"tool called: {tool}", tool in called, f"called: {called}"))
-    for tool in expected.must_not_call:
-        checks.append(Check(f"must_not_call: {tool}", tool not in called, f"called: {called}"))
+        checks.append(tool_check(tool, tool_calls, world))
+    called = [c["name"] for c in tool_calls]
+    for name in expected.must_not_call:
+        checks.append(Check(f"must_not_call: {name}", name not in called, f"called: {called}"))
+    for group in expected.all_of:
+        checks += expectation_checks(group, world, transcript, tool_calls, diff, channel, nested=True)
+    if expected.any_of:
+        outcomes = [expectation_checks(alt, world, transcript, tool_calls, diff, channel, nested=True)
+                    for alt in expected.any_of]
+        held = [i for i, alt in enumerate(outcomes) if all(c.passed for c in alt)]
+        why = "; ".join(f"#{i}: " + ", ".join(f"{c.name} -> {c.reason}" for c in alt if not c.passed)
+                        for i, alt in enumerate(outcomes))
+        checks.append(Check(f"any_of ({len(outcomes)} alternatives)", bool(held),
+                            f"alternative #{held[0]} holds" if held else why))
+    return checks
+
+
+def scenario_checks(scenario: Scenario, world: World, transcript: list[dict[str, str]],
+                    tool_calls: list[dict[str, Any]], diff: dict[str, list[dict[str, Any]]],
+                    allowed_tools: set[str] | None) -> list[Check]:
+    """Every deterministic check of a finished trial."""
+    checks = expectation_checks(scenario.expected, world, transcript, tool_calls, diff, scenario.channel)
+    called = [c["name"] for c in tool_calls]
     if allowed_tools is not None:
         extra = sorted({c for c in called if c not in allowed_tools})
         checks.append(Check("tool permission", not extra, f"tools outside the agent's capabilities: {extra}"

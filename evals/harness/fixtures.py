@@ -10,15 +10,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
 from evals.harness import business
-from evals.harness.scenario import Scenario
+from evals.harness.scenario import DealFixture, Scenario
 from knowledge.ingest import add_qa
 from models.ai import AIAgent, KnowledgeBase, TrainingData
 from models.calendars import Appointment, Calendar
 from models.conversations import Channel, Conversation, ConversationAIConfig
 from models.crm import Contact
 from models.db import TenantScope, owner_session, tenant_session
+from models.pipelines import Opportunity, Pipeline, PipelineStage
+from services import crm
 
 AGENCY_SLUG = "digital-marketing-co"
 
@@ -37,6 +40,7 @@ class World:
     capabilities: list[str] = field(default_factory=list)
     user_id: uuid.UUID | None = None
     contacts: dict[str, uuid.UUID] = field(default_factory=dict)
+    other_contacts: dict[str, uuid.UUID] = field(default_factory=dict)  # in the other sub-account
     harness_rows: set[uuid.UUID] = field(default_factory=set)  # written by the world (take_slot), not the agent
 
     @property
@@ -106,15 +110,21 @@ def apply(scenario: Scenario) -> World:
         world.agent_id, world.capabilities = agent.id, list(agent.capabilities)
         lead = state.lead
         tag = uuid.uuid4().hex[:8]
+        named = lead.first_name is not None
         contact = Contact(sub_account_id=sub_id, agency_id=agency_id, first_name=lead.first_name,
-                          last_name=lead.last_name or f"Eval {tag}",
-                          email=lead.email or f"eval-{tag}@example.com", phone=lead.phone,
+                          last_name=lead.last_name or (f"Eval {tag}" if named else None),
+                          email=lead.email if "email" in lead.model_fields_set else f"eval-{tag}@example.com",
+                          phone=lead.phone,
                           timezone=lead_zone, lifecycle_stage="lead", lead_source=lead.lead_source,
                           custom_fields=dict(lead.custom_fields), dnd_channels=dict(lead.dnd_channels))
         session.add(contact)
         session.flush()
         world.contact_id = contact.id
         world.contacts["lead"] = contact.id
+        for tag_name in lead.tags:
+            crm.add_tag(session=session, contact_id=contact.id, name=tag_name)
+        for deal in lead.deals:
+            _deal(session, sub_id, contact.id, deal)
         for extra in state.contacts:
             other = Contact(sub_account_id=sub_id, agency_id=agency_id, first_name=extra.first_name,
                             last_name=extra.last_name, email=extra.email or f"eval-{extra.key}-{tag}@example.com",
@@ -148,7 +158,35 @@ def apply(scenario: Scenario) -> World:
             for entry in state.knowledge:
                 add_qa(session=session, kb_id=kb.id, question=entry.question, answer=entry.answer,
                        category=entry.category)
+    if state.other_contacts:
+        other_scope = TenantScope(agency_id=agency_id, sub_account_id=world.other_sub_account_id)
+        with tenant_session(other_scope) as session:
+            for extra in state.other_contacts:
+                row = Contact(sub_account_id=world.other_sub_account_id, agency_id=agency_id,
+                              first_name=extra.first_name, last_name=extra.last_name, phone=extra.phone,
+                              email=extra.email or f"other-{extra.key}-{uuid.uuid4().hex[:6]}@example.com",
+                              lifecycle_stage="lead")
+                session.add(row)
+                session.flush()
+                world.other_contacts[extra.key] = row.id
     return world
+
+
+def _deal(session: Session, sub_id: uuid.UUID, contact_id: uuid.UUID, deal: DealFixture) -> uuid.UUID:
+    """An open (or closed) deal of the lead in the default pipeline, at the named stage."""
+    pipeline = session.scalars(select(Pipeline).where(Pipeline.is_default, Pipeline.deleted_at.is_(None))).first()
+    if pipeline is None:
+        raise LookupError("the sub-account has no default pipeline for the lead's deal")
+    stages = list(session.scalars(select(PipelineStage).where(PipelineStage.pipeline_id == pipeline.id)
+                                  .order_by(PipelineStage.position)))
+    stage = next((st for st in stages if deal.stage is None or st.name.lower() == deal.stage.lower()), None)
+    if stage is None:
+        raise LookupError(f"deal stage {deal.stage!r} is not a stage of {pipeline.name}: {[st.name for st in stages]}")
+    row = Opportunity(sub_account_id=sub_id, contact_id=contact_id, pipeline_id=pipeline.id, stage_id=stage.id,
+                      name=deal.name, monetary_value=deal.value, status=deal.status)
+    session.add(row)
+    session.flush()
+    return row.id
 
 
 def _appointment(session: Any, world: World, who: str, start: datetime, status: str) -> uuid.UUID:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from evals.harness import clock
 from evals.harness.checks import Check, report_strings, said, scenario_checks
@@ -125,7 +125,6 @@ def _tool_calls(world: World) -> list[dict[str, Any]]:
 def _lead_conversation(scenario: Scenario, world: World, transcript: list[dict[str, str]], simulator_kind: str,
                        start: datetime) -> None:
     from agents.lead.runner import return_to_ai, run_turn
-    from models.conversations import Conversation, Message
 
     user = simulator_for(scenario, simulator_kind)
     last_reply, turns, minute = "", 0, 0
@@ -148,24 +147,50 @@ def _lead_conversation(scenario: Scenario, world: World, transcript: list[dict[s
                          conversation_id=world.conversation_id, human_messages=[])
             transcript.append({"role": "world", "text": "(staff return the conversation to the AI)"})
             continue
-        text_ = step.say or ""
-        with tenant_session(world.scope) as session:
-            conversation = session.get(Conversation, world.conversation_id)
-            assert conversation is not None
-            message = Message(sub_account_id=world.sub_account_id, conversation_id=conversation.id,
-                              channel_id=conversation.channel_id, contact_id=world.contact_id, direction="inbound",
-                              sender_type="contact", body=text_, status="received")
-            session.add(message)
-            session.flush()
-            message_id = message.id
-        transcript.append({"role": "user", "text": text_})
+        said_ = step.burst or [step.say or ""]
+        ids = [_store_inbound(world, line) for line in said_]
+        transcript.extend({"role": "user", "text": line} for line in said_)
         turns += 1
         minute += 1
-        result = run_turn(agency_id=world.agency_id, sub_account_id=world.sub_account_id,
-                          conversation_id=world.conversation_id, message_id=message_id,
-                          now=start + timedelta(minutes=minute))
-        last_reply = result.reply
-        transcript.append({"role": "agent", "text": result.reply, "decision": result.decision})
+        now = start + timedelta(minutes=minute)
+        reply, decision = "", "superseded"
+        for message_id in ids:  # as the workers would: each message's turn, the earlier ones superseded
+            result = run_turn(agency_id=world.agency_id, sub_account_id=world.sub_account_id,
+                              conversation_id=world.conversation_id, message_id=message_id, now=now)
+            if result.decision != "superseded":
+                reply, decision = result.reply, result.decision
+        _send_queued(world, now)
+        last_reply = reply
+        transcript.append({"role": "agent", "text": reply, "decision": decision})
+
+
+def _store_inbound(world: World, body: str) -> uuid.UUID:
+    from models.conversations import Conversation, Message
+
+    with tenant_session(world.scope) as session:
+        conversation = session.get(Conversation, world.conversation_id)
+        assert conversation is not None
+        message = Message(sub_account_id=world.sub_account_id, conversation_id=conversation.id,
+                          channel_id=conversation.channel_id, contact_id=world.contact_id, direction="inbound",
+                          sender_type="contact", body=body, status="received")
+        session.add(message)
+        session.flush()
+        return message.id
+
+
+def _send_queued(world: World, now: datetime) -> None:
+    """The outbound sender, as a worker runs it, on the sandbox transport: what reaches the lead is recorded,
+    and what the product refuses to send (opted out, quiet hours) is not."""
+    from channels.outbound import SandboxTransport, deliver
+    from models.conversations import Message
+
+    with tenant_session(world.scope) as session:
+        queued = list(session.execute(select(Message.id, Message.channel_id).where(
+            Message.conversation_id == world.conversation_id, Message.direction == "outbound",
+            Message.status == "queued")).all())
+        providers = dict(session.execute(text("SELECT id, provider FROM channels")).all())
+    for message_id, channel_id in queued:
+        deliver(world.scope, message_id, now=now, transport=SandboxTransport(providers[channel_id], "send"))
 
 
 def _analyst(scenario: Scenario, world: World, transcript: list[dict[str, str]],
@@ -222,7 +247,7 @@ def run_trial(scenario: Scenario, dbs: Databases, index: int, *, simulator: str 
                             checks.append(Check(f"report {check.kind} {check.metric or ''}: {wanted}",
                                                 said(wanted, answer), "stated" if said(wanted, answer) else
                                                 "the figure from services/reporting is not in the answer"))
-            case = test_case_for(transcript, tool_calls, scenario.expected.tools, checks, allowed,
+            case = test_case_for(transcript, tool_calls, scenario.expected.tool_names, checks, allowed,
                                  scenario.expected.must_not_call)
             for metric in deterministic_metrics() + judge_metrics(scenario.expected.nl_assertions):
                 metric.measure(case)

@@ -25,10 +25,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class LeadFixture(Strict):
-    """The contact the simulated user plays (always created fresh, so scenarios never share one)."""
+class DealFixture(Strict):
+    """An open deal of the lead in the business's default pipeline."""
 
-    first_name: str = "Eval"
+    name: str = "Enquiry"
+    stage: str | None = None  # a stage name of the default pipeline; default: its first stage
+    value: Decimal = Field(Decimal("0"), ge=0)
+    status: Literal["open", "won", "lost"] = "open"
+
+
+class LeadFixture(Strict):
+    """The contact the simulated user plays (always created fresh, so scenarios never share one). `first_name:
+    null` is a lead whose name is not on file; `email: null` likewise (otherwise a unique one is made up)."""
+
+    first_name: str | None = "Eval"
     last_name: str | None = None
     timezone: str | None = "America/Chicago"
     email: str | None = None
@@ -36,6 +46,8 @@ class LeadFixture(Strict):
     lead_source: str | None = None
     custom_fields: dict[str, Any] = Field(default_factory=dict)
     dnd_channels: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    deals: list[DealFixture] = Field(default_factory=list)
 
 
 class AppointmentFixture(Strict):
@@ -240,6 +252,8 @@ class InitialState(Strict):
     knowledge_mode: Literal["add", "replace"] = "add"  # `knowledge` adds to the demo's entries, or replaces them
     lead: LeadFixture = Field(default_factory=LeadFixture)
     contacts: list[ContactFixture] = Field(default_factory=list)
+    # contacts of the other sub-account (the demo restaurant not in play): what must never leak across tenants
+    other_contacts: list[ContactFixture] = Field(default_factory=list)
     appointments: list[AppointmentFixture] = Field(default_factory=list)
     invoices: list[InvoiceFixture] = Field(default_factory=list)
     knowledge: list[KnowledgeFixture] = Field(default_factory=list)
@@ -268,14 +282,15 @@ class Step(Strict):
     """One scripted step: something the user says, or something that happens in the world meanwhile."""
 
     say: str | None = None
+    burst: list[str] | None = Field(None, min_length=2)  # several messages sent before the agent answers
     action: Literal["take_slot", "return_to_ai", "advance_clock"] | None = None
     slot: str | None = None  # take_slot: a local time, or a template such as "{offer[0]}"
     minutes: int = 0  # advance_clock
 
     @model_validator(mode="after")
     def _one(self) -> Step:
-        if (self.say is None) == (self.action is None):
-            raise ValueError("a step has exactly one of `say` or `action`")
+        if [self.say is not None, self.burst is not None, self.action is not None].count(True) != 1:
+            raise ValueError("a step has exactly one of `say`, `burst` or `action`")
         if self.action == "take_slot" and not self.slot:
             raise ValueError("take_slot needs `slot`")
         return self
@@ -337,15 +352,33 @@ class ReportCheck(Strict):
     with_baseline: bool = True
 
 
+class ToolCall(Strict):
+    """A tool that must be called with (at least) these arguments; values as in `db.where`."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
 class Expected(Strict):
     db: list[DbAssertion] = Field(default_factory=list)
     must_say: list[str] = Field(default_factory=list)
     must_not_say: list[str] = Field(default_factory=list)
-    tools: list[str] = Field(default_factory=list)  # tools that must be called (ToolCorrectness)
+    one_of: list[str] = Field(default_factory=list)  # at least one of these is said
+    language: Literal["en", "es"] | None = None  # every reply is written in this language
+    no_reply: bool = False  # the agent sends nothing at all (no message to the lead is even queued)
+    says_unknown: bool = False  # the agent says it does not know (or hands off for lack of information)
+    delivered: int | None = Field(None, ge=0)  # messages the outbound sender actually sent to the lead
+    tools: list[str | ToolCall] = Field(default_factory=list)  # tools that must be called (ToolCorrectness)
     must_not_call: list[str] = Field(default_factory=list)
     handoff: str | None = "none"  # a handoff reason, "none", or null to not check
     report: list[ReportCheck] = Field(default_factory=list)
     nl_assertions: list[str] = Field(default_factory=list)
+    any_of: list[Expected] = Field(default_factory=list)  # at least one alternative holds in full
+    all_of: list[Expected] = Field(default_factory=list)  # every group holds (to group alternatives)
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t if isinstance(t, str) else t.name for t in self.tools]
 
 
 class Scenario(Strict):

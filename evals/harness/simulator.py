@@ -62,6 +62,8 @@ class ScriptedUser:
         self.position += 1
         if step.say is not None:
             return Step(say=render(step.say, user.known_facts, last_reply, self.offers))
+        if step.burst is not None:
+            return Step(burst=[render(line, user.known_facts, last_reply, self.offers) for line in step.burst])
         if step.slot:
             return step.model_copy(update={"slot": render(step.slot, user.known_facts, last_reply, self.offers)})
         return step
@@ -80,7 +82,8 @@ class LLMUser:
         user = self.scenario.user
         if not self.started:
             self.started = True
-            first = render(user.turns[0].say or "", user.known_facts, "", [])
+            opening = user.turns[0]
+            first = render(opening.say or " ".join(opening.burst or []), user.known_facts, "", [])
             self.history.append(("user", first))
             return Step(say=first)
         if last_reply:

@@ -120,3 +120,89 @@ def test_a_bad_business_names_the_file_and_the_field(tmp_path: Path, change: dic
     with pytest.raises(ScenarioError) as err:
         _scenario(tmp_path, raw)
     assert f"{raw['id']}.yaml" in str(err.value) and f"{field}:" in str(err.value), str(err.value)
+
+
+def _variant(id_: str, turns: list[Any], expected: dict[str, Any], **state: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(PLUMBER)
+    raw["id"], raw["user"]["turns"], raw["expected"] = id_, turns, {"handoff": None, **expected}
+    raw["initial_state"].update(state)
+    return raw
+
+
+def _outcome(tmp_path: Path, run: Any, raw: dict[str, Any]) -> dict[str, bool]:
+    """Each check's name -> passed, for one trial."""
+    trial = run(_scenario(tmp_path, raw))
+    assert trial.error is None, trial.error
+    return {c["name"]: c["passed"] for c in trial.checks}
+
+
+def test_a_burst_is_answered_once_and_the_alternatives_tell_the_booked_time(tmp_path: Path, run: Any) -> None:
+    """Two messages before one reply; `any_of` holds if one alternative holds in full, `one_of` if one phrase
+    is said, tool arguments are matched as a subset."""
+    seven = {"db": [{"entity": "appointment", "where": {"start": "2026-11-27 07:00"}, "count": 1}]}
+    nine = {"db": [{"entity": "appointment", "where": {"start": "2026-11-27 09:00"}, "count": 1}]}
+    raw = _variant("format-burst", [{"burst": ["hi there", "I would like to book an appointment on Friday"]},
+                                    {"say": "{offer[0]} works"}], {
+        "db": [{"query": "SELECT count(*) FROM messages WHERE conversation_id = :conversation_id AND "
+                         "direction = 'outbound'", "equals": 2}],
+        "any_of": [nine, seven], "one_of": ["See you then", "nos vemos"],
+        "tools": [{"name": "check_availability", "args": {"from_date": "2026-11-27"}}]})
+    trial = run(_scenario(tmp_path, raw))
+    assert trial.passed, (trial.why(), trial.transcript)
+    assert [t["role"] for t in trial.transcript] == ["user", "user", "agent", "user", "agent"]
+    wrong = _variant("format-burst-wrong", raw["user"]["turns"], {
+        "any_of": [nine, {"db": [{"entity": "appointment", "where": {"start": "2026-11-27 10:00"}}]}],
+        "one_of": ["nos vemos"], "tools": [{"name": "check_availability", "args": {"from_date": "2026-11-28"}}]})
+    checks = _outcome(tmp_path, run, wrong)
+    assert checks == {"any_of (2 alternatives)": False, "one_of: ['nos vemos']": False,
+                      "tool called: check_availability with {'from_date': '2026-11-28'}": False,
+                      "tool permission": True}, checks
+
+
+def test_an_opted_out_lead_provably_receives_nothing(tmp_path: Path, run: Any) -> None:
+    """The outbound sender runs on the sandbox transport: the same conversation delivers one reply to a lead
+    who may be texted and none to one who opted out of SMS."""
+    ask = ["Do you charge a call-out fee?"]
+    opted_out = {"first_name": None, "dnd_channels": {"sms": {"reason": "STOP"}}}
+    assert _outcome(tmp_path, run, _variant("format-dnd", ask, {"delivered": 0}, lead=opted_out)) == {
+        "delivered: 0": True, "tool permission": True}
+    assert _outcome(tmp_path, run, _variant("format-dnd-not", ask, {"delivered": 0}))["delivered: 0"] is False
+
+
+def test_language_no_reply_and_not_knowing(tmp_path: Path, run: Any) -> None:
+    fee = ["Do you charge a call-out fee?"]
+    english = _outcome(tmp_path, run, _variant("format-lang", fee, {
+        "language": "en", "all_of": [{"must_say": ["$149"]}, {"handoff": "none"}]}))
+    assert english == {"language: en": True, "must_say: $149": True, "handoff: none": True,
+                       "tool permission": True}, english
+    spanish = _outcome(tmp_path, run, _variant("format-lang-es", fee, {"language": "es", "says_unknown": True}))
+    assert spanish == {"language: es": False, "says it does not know": False, "tool permission": True}, spanish
+    unknown = _outcome(tmp_path, run, _variant("format-unknown", ["Do you also fix solar panels on the roof?"],
+                                               {"says_unknown": True}))
+    assert unknown["says it does not know"], unknown
+    silent = _outcome(tmp_path, run, _variant("format-off", fee, {"no_reply": True},
+                                              agent={"mode": "off"}))
+    assert silent["no reply"], silent
+    assert not _outcome(tmp_path, run, _variant("format-on", fee, {"no_reply": True}))["no reply"]
+
+
+def test_the_lead_on_file_and_the_other_tenants_contacts(tmp_path: Path, run: Any) -> None:
+    """A lead without a name, with tags and a deal at a stage of the built pipeline; a contact of the other
+    sub-account exists there and nowhere else."""
+    raw = _variant("format-lead", ["Do you charge a call-out fee?"], {"db": [
+        {"entity": "contact", "where": {"first_name": "absent", "email": "absent"}},
+        {"query": "SELECT count(*) FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id "
+                  "WHERE ct.contact_id = :contact_id AND t.name IN ('vip', 'repeat customer')", "equals": 2},
+        {"entity": "opportunity", "where": {"name": "Hot water system", "monetary_value": 1800}, "count": 1},
+        {"query": "SELECT s.name FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id "
+                  "WHERE o.contact_id = :contact_id", "equals": "Qualified"},
+        {"query": "SELECT count(*) FROM contacts WHERE email = 'ana@elsewhere.example' AND "
+                  "sub_account_id <> :sub_account_id", "equals": 1},
+    ], "must_not_say": ["ana@elsewhere.example"]},
+        lead={"first_name": None, "email": None, "tags": ["vip", "repeat customer"],
+              "deals": [{"name": "Hot water system", "stage": "Qualified", "value": "1800"}]},
+        other_contacts=[{"key": "ana", "first_name": "Ana", "email": "ana@elsewhere.example"}])
+    checks = _outcome(tmp_path, run, raw)
+    assert all(checks.values()), checks
+    raw["id"], raw["initial_state"]["lead"]["deals"][0]["stage"] = "format-lead-wrong", "Booked"
+    assert not all(_outcome(tmp_path, run, raw).values())
