@@ -411,12 +411,29 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: a scenario is a mapping with id, capability, user, expected")
+    business = (raw.get("initial_state") or {}).get("business") if isinstance(raw.get("initial_state"), dict) else None
+    if isinstance(business, str):  # the name of a shared business file: <an enclosing folder>/businesses/<name>.yaml
+        raw["initial_state"]["business"] = _shared_business(path, business)
     try:
         scenario = Scenario.model_validate({**raw, "path": str(path)})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
         raise ScenarioError(f"{path}: {problems}") from exc
     return scenario
+
+
+def _shared_business(path: Path, name: str) -> dict[str, Any]:
+    for folder in path.resolve().parents:
+        candidate = folder / "businesses" / f"{name}.yaml"
+        if candidate.is_file():
+            try:
+                loaded = yaml.safe_load(candidate.read_text())
+            except yaml.YAMLError as exc:
+                raise ScenarioError(f"{candidate}: not valid YAML: {exc}") from exc
+            if not isinstance(loaded, dict):
+                raise ScenarioError(f"{candidate}: a business is a mapping (name, vertical, timezone, ...)")
+            return loaded
+    raise ScenarioError(f"{path}: initial_state.business: no businesses/{name}.yaml in any enclosing folder")
 
 
 def load_scenarios(paths: Iterable[Path | str], *, capability: str | None = None,

@@ -206,3 +206,21 @@ def test_the_lead_on_file_and_the_other_tenants_contacts(tmp_path: Path, run: An
     assert all(checks.values()), checks
     raw["id"], raw["initial_state"]["lead"]["deals"][0]["stage"] = "format-lead-wrong", "Booked"
     assert not all(_outcome(tmp_path, run, raw).values())
+
+
+def test_a_business_file_is_shared_by_name(tmp_path: Path) -> None:
+    (tmp_path / "businesses").mkdir()
+    (tmp_path / "businesses" / "harbour-plumbing.yaml").write_text(
+        yaml.safe_dump(PLUMBER["initial_state"]["business"]))
+    folder = tmp_path / "scenarios" / "wild"
+    folder.mkdir(parents=True)
+    raw = copy.deepcopy(PLUMBER)
+    raw["initial_state"]["business"] = "harbour-plumbing"
+    (folder / "a.yaml").write_text(yaml.safe_dump(raw))
+    loaded = load_scenario(folder / "a.yaml")
+    assert loaded.initial_state.business is not None
+    assert loaded.initial_state.business.timezone == "Australia/Sydney"
+    raw["initial_state"]["business"] = "nowhere"
+    (folder / "a.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ScenarioError, match=r"a.yaml: initial_state.business: no businesses/nowhere.yaml"):
+        load_scenario(folder / "a.yaml")
