@@ -16,7 +16,7 @@ from lingua import Language, LanguageDetector, LanguageDetectorBuilder
 from sqlalchemy import text
 
 from evals.harness.fixtures import World, local_instant
-from evals.harness.scenario import DbAssertion, Expected, ReportCheck, Scenario, ToolCall
+from evals.harness.scenario import DbAssertion, Expected, Figure, ReportCheck, Scenario, ToolCall
 from models.db import TenantScope, owner_session, tenant_session
 
 ENTITY_SQL = {
@@ -248,6 +248,33 @@ def deliveries(world: World) -> list[dict[str, Any]]:
             "WHERE m.conversation_id = :c ORDER BY d.created_at"), {"c": world.conversation_id}).mappings()]
 
 
+def renderings(value: Any, kind: str) -> list[str]:
+    """The ways an answer may write the figure: "$1,234.50", "$1,234.5", "$1,235" or "1,234.50" for money,
+    "25.0%" or "25%" for a ratio of 0.25, "1,234" or "1234" for a count; text as it is."""
+    if value is None:
+        return ["n/a", "no data", "none"]
+    if kind == "text":
+        return [str(value)]
+    number = Decimal(str(value))
+    if kind == "percent":
+        pct = number * 100
+        return list(dict.fromkeys([f"{pct:.1f}%", f"{pct:.0f}%", f"{pct:.2f}%"]))
+    if kind == "money":
+        return list(dict.fromkeys([f"${number:,.2f}", f"${number:,.0f}", f"{number:,.2f}", f"${number:.2f}"]))
+    whole = number == number.to_integral_value()
+    return list(dict.fromkeys([f"{number:,.0f}", f"{number:.0f}"] if whole else [f"{number:,.2f}", f"{number:.1f}"]))
+
+
+def figure_check(figure: Figure, world: World, answer: str) -> Check:
+    with owner_session() as session:
+        value = session.execute(text(figure.query), {
+            k: v for k, v in _params(world).items() if f":{k}" in figure.query}).scalar()
+    forms = renderings(value, figure.format)
+    hit = next((f for f in forms if re.search(rf"(?<![\d.,]){re.escape(f)}(?![\d])", answer, re.I)), None)
+    name = f"figure {figure.label or figure.query[:60]}: {forms[0]}"
+    return Check(name, hit is not None, "stated" if hit else f"none of {forms} in the answer")
+
+
 def expectation_checks(expected: Expected, world: World, transcript: list[dict[str, str]],
                        tool_calls: list[dict[str, Any]], diff: dict[str, list[dict[str, Any]]], channel: str, *,
                        nested: bool = False) -> list[Check]:
@@ -286,6 +313,8 @@ def expectation_checks(expected: Expected, world: World, transcript: list[dict[s
                     {"c": world.conversation_id}).scalars())
         checks.append(Check("says it does not know", bool(admitted), f"by: {admitted[:1]}" if admitted else
                             "neither said it does not know nor handed off for lack of information"))
+    for figure in expected.figures:
+        checks.append(figure_check(figure, world, agent_text))
     if expected.delivered is not None:
         sent = deliveries(world)
         checks.append(Check(f"delivered: {expected.delivered}", len(sent) == expected.delivered,

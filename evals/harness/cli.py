@@ -40,9 +40,13 @@ def _cli_databases() -> object:
 
 def print_table(report: dict) -> None:  # type: ignore[type-arg]
     k = report["k"]
-    table = Table("capability", "scenarios", *[f"pass^{j}" for j in range(1, k + 1)])
-    for capability, row in [*report["capabilities"].items(), ("all", report["overall"])]:
-        table.add_row(capability, str(row["scenarios"]), *[f"{row[f'pass^{j}']:.2f}" for j in range(1, k + 1)])
+    table = Table("split", "capability", "scenarios", *[f"pass^{j}" for j in range(1, k + 1)])
+    for split, part in report.get("splits", {}).items():
+        for capability, row in [*part["capabilities"].items(), ("all", part)]:
+            table.add_row(split, capability, str(row["scenarios"]),
+                          *[f"{row[f'pass^{j}']:.2f}" for j in range(1, k + 1)])
+    table.add_row("all", "all", str(report["overall"]["scenarios"]),
+                  *[f"{report['overall'][f'pass^{j}']:.2f}" for j in range(1, k + 1)])
     console.print(table)
 
 
@@ -51,6 +55,7 @@ def eval_run(
     paths: Annotated[list[Path] | None, typer.Argument(help="Scenario files or folders")] = None,
     k: Annotated[int, typer.Option("--k", help="Trials per scenario")] = 1,
     capability: Annotated[str | None, typer.Option(help="Only this capability")] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split (core, wild, analyst_wild, ...)")] = None,
     scenario_id: Annotated[list[str] | None, typer.Option("--id", help="Only these scenario ids")] = None,
     report: Annotated[Path, typer.Option(help="Folder for report.json and report.html")] = Path("evals/out"),
     simulator: Annotated[str, typer.Option(help="scripted (offline) or llm (LLM_PROVIDER=openai)")] = "scripted",
@@ -61,7 +66,8 @@ def eval_run(
     from evals.harness.runner import run_suite
     from evals.harness.scenario import load_scenarios
 
-    scenarios = load_scenarios(paths or [SCENARIOS_DIR], capability=capability, ids=scenario_id or [])
+    scenarios = load_scenarios(paths or [SCENARIOS_DIR], capability=capability, ids=scenario_id or [],
+                               split=split)
     if not scenarios:
         raise typer.BadParameter("no scenario matched")
     dbs = _cli_databases()
@@ -93,7 +99,7 @@ def eval_diff(before: Path, after: Path,
     from evals.harness.report import diff_reports
 
     result = diff_reports(json.loads(before.read_text()), json.loads(after.read_text()), tolerance=tolerance)
-    table = Table("capability", "before", "after", "delta")
+    table = Table("capability or split", "before", "after", "delta")
     for c in result["capabilities"]:
         table.add_row(c["capability"], str(c["before"]), str(c["after"]), str(c["delta"]))
     console.print(table)

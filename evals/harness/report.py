@@ -31,24 +31,31 @@ def build_report(trials: list[Trial], *, k: int, meta: dict[str, Any] | None = N
         failures = [{"trial": t.trial, "why": t.why(), "transcript": t.transcript, "tool_calls": t.tool_calls,
                      "checks": [c for c in t.checks if not c["passed"]], "metrics": t.metrics,
                      "db_diff": t.db_diff, "error": t.error} for t in runs if not t.passed]
-        scenarios.append({"id": sid, "capability": runs[0].capability, "successes": sum(t.passed for t in runs),
+        scenarios.append({"id": sid, "split": runs[0].split, "capability": runs[0].capability,
+                          "successes": sum(t.passed for t in runs),
                           "trials": len(runs), "seconds": round(sum(t.seconds for t in runs), 2),
                           "failures": failures,
                           "sample": None if failures else {"transcript": runs[0].transcript,
                                                            "tool_calls": runs[0].tool_calls}})
-    capabilities: dict[str, dict[str, Any]] = {}
+    splits = {}
+    for split in sorted({s["split"] for s in scenarios}):
+        items = [s for s in scenarios if s["split"] == split]
+        splits[split] = {**_rates(items, k), "capabilities": _by_capability(items, k)}
+    return {"k": k, "capabilities": _by_capability(scenarios, k), "overall": _rates(scenarios, k),
+            "splits": splits, "meta": meta or {}, "scenarios": scenarios}
+
+
+def _rates(items: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """pass^1..pass^k averaged over scenarios."""
+    return {"scenarios": len(items), **{f"pass^{j}": round(sum(
+        pass_hat_k(s["successes"], s["trials"], j) for s in items) / max(len(items), 1), 4) for j in range(1, k + 1)}}
+
+
+def _by_capability(items: list[dict[str, Any]], k: int) -> dict[str, dict[str, Any]]:
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for s in scenarios:
+    for s in items:
         grouped[s["capability"]].append(s)
-    for capability, items in sorted(grouped.items()):
-        row: dict[str, Any] = {"scenarios": len(items)}
-        for j in range(1, k + 1):
-            row[f"pass^{j}"] = round(sum(pass_hat_k(s["successes"], s["trials"], j) for s in items) / len(items), 4)
-        capabilities[capability] = row
-    overall = {"scenarios": len(scenarios), **{f"pass^{j}": round(sum(
-        pass_hat_k(s["successes"], s["trials"], j) for s in scenarios) / max(len(scenarios), 1), 4)
-        for j in range(1, k + 1)}}
-    return {"k": k, "capabilities": capabilities, "overall": overall, "meta": meta or {}, "scenarios": scenarios}
+    return {capability: _rates(group, k) for capability, group in sorted(grouped.items())}
 
 
 def write_report(report: dict[str, Any], folder: Path) -> tuple[Path, Path]:
@@ -69,11 +76,12 @@ def render_html(report: dict[str, Any]) -> str:
     k = report["k"]
     head = "".join(f"<th>pass^{j}</th>" for j in range(1, k + 1))
     rows = "".join(
-        f"<tr><td>{_esc(c)}</td><td>{v['scenarios']}</td>"
+        f"<tr{' class=total' if c == 'all' else ''}><td>{_esc(split)}</td><td>{_esc(c)}</td><td>{v['scenarios']}</td>"
         + "".join(f"<td>{v[f'pass^{j}']:.2f}</td>" for j in range(1, k + 1)) + "</tr>"
-        for c, v in report["capabilities"].items())
+        for split, part in report.get("splits", {}).items()
+        for c, v in [*part["capabilities"].items(), ("all", part)])
     overall = report["overall"]
-    rows += (f"<tr class=total><td>all</td><td>{overall['scenarios']}</td>"
+    rows += (f"<tr class=total><td>all</td><td>all</td><td>{overall['scenarios']}</td>"
              + "".join(f"<td>{overall[f'pass^{j}']:.2f}</td>" for j in range(1, k + 1)) + "</tr>")
     failing = []
     for s in report["scenarios"]:
@@ -98,7 +106,7 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child{{
 details{{border:1px solid #ddd;margin:6px 0;padding:6px}}pre{{white-space:pre-wrap;font-size:12px}}
 </style></head><body><h1>LeadPilot eval report</h1>
 <p>k = {k}; {len(report['scenarios'])} scenarios; {_esc(json.dumps(report.get('meta', {}), default=str))}</p>
-<table><tr><th>capability</th><th>scenarios</th>{head}</tr>{rows}</table>
+<table><tr><th>split</th><th>capability</th><th>scenarios</th>{head}</tr>{rows}</table>
 <h2>Failures ({sum(len(s['failures']) for s in report['scenarios'])} trials)</h2>
 {''.join(failing) or '<p>None.</p>'}</body></html>"""
 
@@ -113,6 +121,11 @@ def diff_reports(before: dict[str, Any], after: dict[str, Any], *, tolerance: fl
         a = before["capabilities"].get(capability, {}).get("pass^1")
         b = after["capabilities"].get(capability, {}).get("pass^1")
         caps.append({"capability": capability, "before": a, "after": b,
+                     "delta": None if a is None or b is None else round(b - a, 4)})
+    for split in sorted(set(before.get("splits", {})) | set(after.get("splits", {}))):
+        a = before.get("splits", {}).get(split, {}).get("pass^1")
+        b = after.get("splits", {}).get(split, {}).get("pass^1")
+        caps.append({"capability": f"split:{split}", "before": a, "after": b,
                      "delta": None if a is None or b is None else round(b - a, 4)})
     old = {s["id"]: s for s in before["scenarios"]}
     new = {s["id"]: s for s in after["scenarios"]}
@@ -135,10 +148,18 @@ def diff_reports(before: dict[str, Any], after: dict[str, Any], *, tolerance: fl
 
 
 def below_floor(report: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
-    """Capabilities whose pass^1 is under the floor recorded in evals/baseline.json."""
+    """Capabilities (and whole splits, as "all") whose pass^1 is under the floor in evals/baseline.json:
+    `floors` are the core split's, `splits.<name>.floors` another split's."""
     out = []
-    for capability, floor in baseline.get("floors", {}).items():
-        got = report["capabilities"].get(capability, {}).get("pass^1")
-        if got is None or got < floor:
-            out.append(f"{capability}: pass^1 {got} < floor {floor}")
+    wanted = {"core": baseline.get("floors", {}), **{name: spec.get("floors", {})
+                                                    for name, spec in baseline.get("splits", {}).items()}}
+    for split, floors in wanted.items():
+        got_split = report.get("splits", {}).get(split)
+        if got_split is None:
+            continue  # this run did not include the split
+        for capability, floor in floors.items():
+            got = got_split.get("pass^1") if capability == "all" else \
+                got_split["capabilities"].get(capability, {}).get("pass^1")
+            if got is None or got < floor:
+                out.append(f"{'' if split == 'core' else split + '/'}{capability}: pass^1 {got} < floor {floor}")
     return out

@@ -41,6 +41,7 @@ class Trial:
     db_diff: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    split: str = "core"
 
     def why(self) -> str:
         """Why the trial failed, in one line."""
@@ -258,7 +259,7 @@ def run_trial(scenario: Scenario, dbs: Databases, index: int, *, simulator: str 
     passed = error is None and all(c.passed for c in checks) and all(m["success"] for m in metrics)
     return Trial(scenario.id, scenario.capability, index, passed, transcript, _json(tool_calls),
                  [{"name": c.name, "passed": c.passed, "reason": c.reason} for c in checks], metrics, diff, error,
-                 round(time.perf_counter() - started, 3))
+                 round(time.perf_counter() - started, 3), scenario.split)
 
 
 def run_suite(scenarios: list[Scenario], *, k: int, dbs: Databases, simulator: str = "scripted",

@@ -352,6 +352,15 @@ class ReportCheck(Strict):
     with_baseline: bool = True
 
 
+class Figure(Strict):
+    """A figure the answer must state, computed by the scenario's own SQL (never by the reporting service). The
+    query returns one value; `percent` expects a ratio (0.25 is "25%")."""
+
+    query: str
+    format: Literal["money", "percent", "number", "text"] = "number"
+    label: str | None = None  # what the figure is, for the report
+
+
 class ToolCall(Strict):
     """A tool that must be called with (at least) these arguments; values as in `db.where`."""
 
@@ -372,6 +381,7 @@ class Expected(Strict):
     must_not_call: list[str] = Field(default_factory=list)
     handoff: str | None = "none"  # a handoff reason, "none", or null to not check
     report: list[ReportCheck] = Field(default_factory=list)
+    figures: list[Figure] = Field(default_factory=list)  # analyst: stated figures, each from the scenario's SQL
     nl_assertions: list[str] = Field(default_factory=list)
     any_of: list[Expected] = Field(default_factory=list)  # at least one alternative holds in full
     all_of: list[Expected] = Field(default_factory=list)  # every group holds (to group alternatives)
@@ -383,6 +393,7 @@ class Expected(Strict):
 
 class Scenario(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    split: str = Field("core", pattern=r"^[a-z][a-z0-9_]*$")  # core (ours), wild, analyst_wild, ...
     capability: Capability
     channel: Literal["sms", "email", "webchat", "staff"] = "sms"
     description: str | None = None
@@ -437,7 +448,7 @@ def _shared_business(path: Path, name: str) -> dict[str, Any]:
 
 
 def load_scenarios(paths: Iterable[Path | str], *, capability: str | None = None,
-                   ids: Iterable[str] = ()) -> list[Scenario]:
+                   ids: Iterable[str] = (), split: str | None = None) -> list[Scenario]:
     """Every *.yaml under the given files and folders, sorted by id; ids must be unique."""
     files: list[Path] = []
     for entry in map(Path, paths):
@@ -462,4 +473,4 @@ def load_scenarios(paths: Iterable[Path | str], *, capability: str | None = None
         seen[s.id] = str(s.path)
     wanted = set(ids)
     return sorted((s for s in scenarios if (capability is None or s.capability == capability)
-                   and (not wanted or s.id in wanted)), key=lambda s: s.id)
+                   and (split is None or s.split == split) and (not wanted or s.id in wanted)), key=lambda s: s.id)

@@ -34,8 +34,23 @@ def test_report_averages_pass_hat_k_per_capability_and_diff_finds_regressions() 
                                               "pass^4": 0.5}
     worse = build_report([Trial("a", "book", i, False) for i in range(4)] + trials[4:], k=4)
     diff = diff_reports(report, worse)
-    assert [r.get("id", r.get("capability")) for r in diff["regressions"]] == ["book", "a"]
+    assert [r.get("id", r.get("capability")) for r in diff["regressions"]] == ["book", "split:core", "a"]
     assert below_floor(worse, {"floors": {"book": 0.6}}) == ["book: pass^1 0.5 < floor 0.6"]
+
+
+def test_splits_are_reported_and_floored_apart() -> None:
+    from evals.harness.runner import Trial
+
+    trials = [Trial("a", "book", 0, True), Trial("w1", "book", 0, False, split="wild"),
+              Trial("w2", "faq", 0, True, split="wild")]
+    report = build_report(trials, k=1)
+    assert report["splits"]["core"]["capabilities"]["book"]["pass^1"] == 1.0
+    assert report["splits"]["wild"]["pass^1"] == 0.5
+    assert report["splits"]["wild"]["capabilities"] == {"book": {"scenarios": 1, "pass^1": 0.0},
+                                                        "faq": {"scenarios": 1, "pass^1": 1.0}}
+    baseline = {"floors": {"book": 0.9}, "splits": {"wild": {"floors": {"all": 0.6, "faq": 1.0, "book": 0.0}}}}
+    assert below_floor(report, baseline) == ["wild/all: pass^1 0.5 < floor 0.6"]
+    assert below_floor(build_report(trials[:1], k=1), baseline) == []  # a run without the split is not judged
 
 
 def test_the_loader_names_the_file_and_the_field(tmp_path: Path) -> None:
