@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from evals.harness import business
+from evals.harness import business, data
 from evals.harness.scenario import DealFixture, Scenario
 from knowledge.ingest import add_qa
 from models.ai import AIAgent, KnowledgeBase, TrainingData
@@ -80,6 +80,7 @@ def apply(scenario: Scenario) -> World:
     """Create the lead, its conversation on the scenario's channel, and every fixture; return their ids."""
     state = scenario.initial_state
     agency_id, sub_id, other_id = _tenancy(state.sub_account)
+    built = None
     if state.business is not None:  # a business of its own; the demo restaurant stays as the "other" tenant
         built = business.build(state.business, AGENCY_SLUG)
         other_id, sub_id = sub_id, built.sub_account_id
@@ -87,11 +88,15 @@ def apply(scenario: Scenario) -> World:
     lead_zone = (state.lead.timezone if state.business is None or "timezone" in state.lead.model_fields_set
                  else None)
     world = World(agency_id, sub_id, other_id, lead_zone or "America/New_York")
+    if state.data is not None:
+        data.apply_data(world.scope, state.data)
     if scenario.channel == "staff":
-        if state.user_email:
+        if state.user_email:  # "manager" is the built business's own manager
+            email = built.manager_email if built is not None and state.user_email == "manager" \
+                else state.user_email
             with owner_session() as session:
                 world.user_id = session.execute(text("SELECT id FROM users WHERE email = :e"),
-                                                {"e": state.user_email}).scalar_one()
+                                                {"e": email}).scalar_one()
         return world
     with tenant_session(world.scope) as session:
         sub_tz = session.execute(text("SELECT timezone FROM sub_accounts WHERE id = :s"), {"s": sub_id}).scalar()

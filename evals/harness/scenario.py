@@ -245,10 +245,107 @@ class BusinessFixture(Strict):
         return self
 
 
+class CampaignRow(Strict):
+    key: str
+    name: str
+    platform: str | None = None  # facebook, google, tiktok, ...
+    start: date
+    end: date | None = None
+    budget: Decimal = Field(Decimal("0"), ge=0)
+    status: Literal["draft", "active", "paused", "completed"] = "active"
+
+
+class LeadRows(Strict):
+    """`count` leads (contacts in the lead stage) created at `at` (local time of the sub-account)."""
+
+    count: int = Field(1, ge=1, le=5000)
+    at: str
+    source: str | None = None
+    campaign: str | None = None  # a campaign key
+
+
+class CallRows(Strict):
+    """`count` sales calls; `closer` is a staff member's name or e-mail."""
+
+    count: int = Field(1, ge=1, le=5000)
+    at: str
+    outcome: Literal["scheduled", "completed", "no_show", "closed"]
+    closer: str | None = None
+    campaign: str | None = None
+    minutes: int = Field(30, ge=0)
+
+
+class MoneyRows(Strict):
+    count: int = Field(1, ge=1, le=5000)
+    at: str
+    type: Literal["ad_spend", "payment", "refund"]
+    amount: Decimal = Field(ge=0)  # each row's amount
+    campaign: str | None = None
+    status: Literal["pending", "paid", "failed"] = "paid"
+
+
+class ConversationRows(Strict):
+    """`count` conversations opened by a lead's message at `at`, answered after `first_reply_seconds` (none:
+    unanswered), optionally handed off for `handoff` and claimed after `claimed_after_minutes`."""
+
+    count: int = Field(1, ge=1, le=2000)
+    at: str
+    channel: Literal["sms", "email", "webchat"] = "sms"
+    first_reply_seconds: int | None = Field(60, ge=0)
+    handoff: Literal["human_requested", "lack_of_information", "failed_to_resolve", "negative_sentiment",
+                     "missing_capability", "manual"] | None = None
+    claimed_after_minutes: int | None = Field(None, ge=0)
+    claimed_by: str | None = None  # a staff member's name or e-mail; default: the sub-account's first member
+
+
+class Generated(Strict):
+    """Leads spread evenly over the local days [start, end) with exact stated totals: `leads` in all, split over
+    `sources` by share (rounded down, the remainder to the first sources), the first of them booked into sales
+    calls with the outcome counts of `calls` (counts, not shares, so every total is stated)."""
+
+    seed: int = 1
+    leads: int = Field(ge=1, le=5000)
+    start: date
+    end: date
+    sources: dict[str, float] = Field(default_factory=lambda: {"facebook": 1.0})
+    calls: dict[Literal["scheduled", "completed", "no_show", "closed"], int] = Field(default_factory=dict)
+    closers: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _totals(self) -> Generated:
+        if self.end <= self.start:
+            raise ValueError("end must come after start")
+        if abs(sum(self.sources.values()) - 1) > 1e-6:
+            raise ValueError("source shares must add up to 1")
+        if sum(self.calls.values()) > self.leads:
+            raise ValueError("more calls than leads")
+        return self
+
+
+class DataFixture(Strict):
+    """Analyst data written as rows of the scenario's sub-account (explicit, or generated with stated totals)."""
+
+    campaigns: list[CampaignRow] = Field(default_factory=list)
+    leads: list[LeadRows] = Field(default_factory=list)
+    sales_calls: list[CallRows] = Field(default_factory=list)
+    money: list[MoneyRows] = Field(default_factory=list)
+    conversations: list[ConversationRows] = Field(default_factory=list)
+    generate: Generated | None = None
+
+    @model_validator(mode="after")
+    def _keys(self) -> DataFixture:
+        keys = {c.key for c in self.campaigns}
+        for rows in (*self.leads, *self.sales_calls, *self.money):
+            if rows.campaign is not None and rows.campaign not in keys:
+                raise ValueError(f"no campaign with key {rows.campaign!r}; declare it under data.campaigns")
+        return self
+
+
 class InitialState(Strict):
     clock: datetime = Field(default_factory=lambda: datetime.fromisoformat(DEFAULT_CLOCK))
     sub_account: Literal["restaurant-a", "restaurant-b"] = "restaurant-a"
     business: BusinessFixture | None = None  # a business built from scratch instead of a demo restaurant
+    data: DataFixture | None = None  # analyst rows of the scenario's sub-account
     knowledge_mode: Literal["add", "replace"] = "add"  # `knowledge` adds to the demo's entries, or replaces them
     lead: LeadFixture = Field(default_factory=LeadFixture)
     contacts: list[ContactFixture] = Field(default_factory=list)
@@ -258,7 +355,7 @@ class InitialState(Strict):
     invoices: list[InvoiceFixture] = Field(default_factory=list)
     knowledge: list[KnowledgeFixture] = Field(default_factory=list)
     agent: AgentFixture = Field(default_factory=AgentFixture)
-    user_email: str | None = None  # analyst scenarios: the staff member asking (their scope applies)
+    user_email: str | None = None  # analyst: who asks (their scope applies); "manager": the built business's
     scope: Literal["sub_account", "agency"] = "sub_account"  # analyst: one business or the agency view
     timezone: str = "America/New_York"  # analyst: the timezone the question is asked in
 

@@ -224,3 +224,62 @@ def test_a_business_file_is_shared_by_name(tmp_path: Path) -> None:
     (folder / "a.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ScenarioError, match=r"a.yaml: initial_state.business: no businesses/nowhere.yaml"):
         load_scenario(folder / "a.yaml")
+
+
+ANALYST: dict[str, Any] = {
+    "id": "format-analyst-data",
+    "capability": "analyst",
+    "channel": "staff",
+    "initial_state": {
+        "clock": "2026-11-25T15:00:00+00:00",
+        "business": {**PLUMBER["initial_state"]["business"], "timezone": "America/Denver"},
+        "user_email": "manager", "timezone": "America/Denver",
+        "data": {
+            "campaigns": [{"key": "fb", "name": "Facebook Hot Water", "platform": "facebook", "start": "2026-10-01"}],
+            "money": [{"type": "ad_spend", "amount": "400.00", "at": "2026-10-02", "campaign": "fb", "count": 3},
+                      {"type": "payment", "amount": "250.00", "at": "2026-10-20 11:00"},
+                      {"type": "refund", "amount": "50.00", "at": "2026-10-31 23:30"}],
+            "sales_calls": [{"count": 2, "outcome": "closed", "closer": "Dave", "at": "2026-10-06 10:00",
+                             "campaign": "fb"},
+                            {"count": 1, "outcome": "no_show", "closer": "Priya", "at": "2026-10-07 10:00"}],
+            "conversations": [{"count": 3, "at": "2026-10-08 09:00", "first_reply_seconds": 90,
+                               "handoff": "human_requested", "claimed_after_minutes": 12}],
+            "generate": {"seed": 3, "leads": 101, "start": "2026-10-01", "end": "2026-11-01",
+                         "sources": {"facebook": 0.5, "google": 0.3, "referral": 0.2},
+                         "calls": {"completed": 7, "closed": 3, "no_show": 2}, "closers": ["Dave", "Priya"]},
+        },
+    },
+    "user": {"goal": "Know the leads.", "turns": ["how many leads did we get in october?"]},
+    "expected": {"handoff": None},
+}
+
+
+def test_analyst_rows_and_a_generator_with_exact_totals(tmp_path: Path, run: Any) -> None:
+    """Explicit rows and a seeded generator land in the built sub-account, in its timezone, with the totals
+    they state; a figure check reads the scenario's own SQL."""
+    sub = "sub_account_id = :sub_account_id"
+    october = ("BETWEEN '2026-10-01T00:00:00-06:00' AND '2026-10-31T23:59:59-06:00'")
+    raw = copy.deepcopy(ANALYST)
+    raw["expected"]["db"] = [
+        {"query": f"SELECT count(*) FROM contacts WHERE {sub} AND lead_source = 'facebook'", "equals": 51},
+        {"query": f"SELECT count(*) FROM contacts WHERE {sub} AND lead_source = 'google'", "equals": 30},
+        {"query": f"SELECT count(*) FROM contacts WHERE {sub} AND lead_source = 'referral'", "equals": 20},
+        {"query": f"SELECT count(*) FROM contacts WHERE {sub} AND created_at {october}", "equals": 101 + 3},
+        {"query": f"SELECT count(*) FROM sales_calls WHERE {sub} AND call_outcome = 'closed'", "equals": 5},
+        {"query": "SELECT count(*) FROM sales_calls s JOIN users u ON u.id = s.user_id "
+                  f"WHERE s.{sub} AND u.name = 'Dave'", "equals": 2 + 6},
+        {"query": "SELECT sum(amount) FROM financial_records f JOIN campaigns c ON c.id = f.campaign_id "
+                  f"WHERE f.{sub} AND c.platform = 'facebook' AND transaction_type = 'ad_spend'", "equals": 1200},
+        {"query": f"SELECT count(*) FROM financial_records WHERE {sub} AND transaction_type = 'refund' AND "
+                  f"transaction_date {october}", "equals": 1},
+        {"query": f"SELECT count(*) FROM handoffs WHERE {sub} AND reason = 'human_requested' AND "
+                  "claimed_at - requested_at = interval '12 minutes'", "equals": 3},
+    ]
+    checks = _outcome(tmp_path, run, raw)
+    assert all(checks.values()), checks
+    counted = copy.deepcopy(ANALYST)
+    counted["id"] = "format-analyst-figure"
+    counted["expected"]["figures"] = [{"query": f"SELECT count(*) + 1000 FROM contacts WHERE {sub}",
+                                       "label": "a count no answer states"}]
+    assert _outcome(tmp_path, run, counted) == {"figure a count no answer states: 1,104": False,
+                                                "tool permission": True}
