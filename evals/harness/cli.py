@@ -58,7 +58,9 @@ def eval_run(
     split: Annotated[str | None, typer.Option(help="Only this split (core, wild, analyst_wild, ...)")] = None,
     scenario_id: Annotated[list[str] | None, typer.Option("--id", help="Only these scenario ids")] = None,
     report: Annotated[Path, typer.Option(help="Folder for report.json and report.html")] = Path("evals/out"),
-    simulator: Annotated[str, typer.Option(help="scripted (offline) or llm (LLM_PROVIDER=openai)")] = "scripted",
+    simulator: Annotated[str, typer.Option(
+        help="scripted (offline), llm (the user played by the model at OPENAI_BASE_URL, seeded per trial), or "
+             "auto: llm when OPENAI_BASE_URL is set")] = "auto",
     check_floor: Annotated[bool, typer.Option(help="Exit 1 if a capability is below evals/baseline.json")] = False,
 ) -> None:
     """Run scenarios k times each, print pass^1..pass^k per capability, write the reports."""
@@ -70,6 +72,10 @@ def eval_run(
                                split=split)
     if not scenarios:
         raise typer.BadParameter("no scenario matched")
+    if simulator == "auto":
+        from leadpilot.settings import get_settings
+
+        simulator = "llm" if get_settings().openai_base_url else "scripted"
     dbs = _cli_databases()
     started = time.perf_counter()
 

@@ -124,10 +124,10 @@ def _tool_calls(world: World) -> list[dict[str, Any]]:
 
 
 def _lead_conversation(scenario: Scenario, world: World, transcript: list[dict[str, str]], simulator_kind: str,
-                       start: datetime) -> None:
+                       start: datetime, trial: int = 0) -> None:
     from agents.lead.runner import return_to_ai, run_turn
 
-    user = simulator_for(scenario, simulator_kind)
+    user = simulator_for(scenario, simulator_kind, trial)
     last_reply, turns, minute = "", 0, 0
     while turns < scenario.max_turns:
         step = user.next(last_reply)
@@ -232,7 +232,7 @@ def run_trial(scenario: Scenario, dbs: Databases, index: int, *, simulator: str 
 
                 allowed = {t.name for t in tools_for(["reporting"])}
             else:
-                _lead_conversation(scenario, world, transcript, simulator, at)
+                _lead_conversation(scenario, world, transcript, simulator, at, index)
                 tool_calls = _tool_calls(world)
                 from tools.registry import tools_for
 

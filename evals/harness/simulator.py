@@ -1,16 +1,22 @@
 """Simulated users. The offline one is a deterministic script: it answers the agent's questions from its known
 facts (`answers`: regex on the agent's message -> reply) and otherwise says its next scripted turn. Templates
 fill from the facts and from what the agent just said: `{offer[0]}` is the first time the agent offered.
-The LLM one (only with LLM_PROVIDER=openai) plays the persona and goal with the same provider."""
+The LLM one plays the persona and goal on an OpenAI-compatible endpoint (OPENAI_BASE_URL), seeded per trial."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
+
 from evals.harness.scenario import Scenario, Step
+from leadpilot.settings import get_settings
 
 OFFERED = re.compile(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
                      r"\d{1,2} at \d{1,2}(?::\d\d)? [AP]M")
@@ -69,14 +75,42 @@ class ScriptedUser:
         return step
 
 
+def user_model(seed: int) -> BaseChatModel:
+    """The simulated user's own model: the OpenAI-compatible endpoint of OPENAI_BASE_URL (with the configured
+    model and key), sampled at temperature 1 with a seed, so trials differ from each other and each one can be
+    replayed. It does not depend on which model the agent runs on: the offline agent can face an LLM user."""
+    settings = get_settings()
+    if not settings.openai_base_url:
+        raise RuntimeError("the LLM user needs OPENAI_BASE_URL (an OpenAI-compatible endpoint)")
+    return ChatOpenAI(model=settings.eval_user_model or settings.openai_model, base_url=settings.openai_base_url,
+                      api_key=settings.openai_api_key or "not-needed", temperature=1.0, seed=seed,  # type: ignore[arg-type]
+                      max_completion_tokens=200)
+
+
+def trial_seed(scenario_id: str, trial: int) -> int:
+    """Stable across processes (not Python's salted hash): the same scenario and trial, the same seed."""
+    return int(hashlib.sha256(f"{scenario_id}#{trial}".encode()).hexdigest()[:8], 16)
+
+
 @dataclass
 class LLMUser:
-    """A user played by the configured OpenAI-compatible model (deepeval's ConversationSimulator when installed
-    follows the same idea; this one keeps the scenario's scripted first turn so both simulators start alike)."""
+    """tau-bench's user simulator: a model plays the lead from the persona, the goal and the known facts, never
+    volunteering what it was not asked, and ends with <done> when the goal is met or cannot be. It opens with the
+    scenario's first scripted turn, so both simulators start alike."""
 
     scenario: Scenario
+    model: BaseChatModel
     history: list[tuple[str, str]] = field(default_factory=list)
     started: bool = False
+
+    def system_prompt(self) -> str:
+        user = self.scenario.user
+        return (f"You are role-playing a customer writing to a business by {self.scenario.channel}. Stay in "
+                f"character; you are not an assistant.\nPersona: {user.persona}\nYour goal: {user.goal}\n"
+                f"Facts you know (give one only when asked for it, never ahead): {user.known_facts}\n"
+                f"Things you do not know (say so if asked): {user.unknown_facts}\n{user.llm_instructions or ''}\n"
+                f"Write only the customer's next message, short, the way people text. When the goal is met or "
+                f"cannot be met, reply exactly {DONE}.")
 
     def next(self, last_reply: str) -> Step | None:
         user = self.scenario.user
@@ -88,30 +122,18 @@ class LLMUser:
             return Step(say=first)
         if last_reply:
             self.history.append(("assistant", last_reply))
-        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-
-        from agents.models import chat_model
-
-        system = (f"You are role-playing a customer texting a business. Persona: {user.persona}\nGoal: {user.goal}\n"
-                  f"Facts you know: {user.known_facts}\nThings you do not know (say so if asked): "
-                  f"{user.unknown_facts}\n{user.llm_instructions or ''}\nReply with the customer's next SMS only, "
-                  f"short. When the goal is met or cannot be met, reply exactly {DONE}.")
         # roles flip: the agent's messages are the 'human' side for the simulator model
-        messages = [SystemMessage(system)] + [HumanMessage(t) if r == "assistant" else AIMessage(t)
-                                              for r, t in self.history]
-        said = str(chat_model().invoke(messages).content).strip()
+        messages = [SystemMessage(self.system_prompt())] + [
+            HumanMessage(t) if r == "assistant" else AIMessage(t) for r, t in self.history]
+        said = str(self.model.invoke(messages).content).strip()
         if not said or DONE in said:
             return None
         self.history.append(("user", said))
         return Step(say=said)
 
 
-def simulator_for(scenario: Scenario, kind: str) -> ScriptedUser | LLMUser:
-    """`scripted` (offline, default) or `llm` (needs LLM_PROVIDER=openai)."""
+def simulator_for(scenario: Scenario, kind: str, trial: int = 0) -> ScriptedUser | LLMUser:
+    """`scripted` (offline, default) or `llm` (an OpenAI-compatible endpoint at OPENAI_BASE_URL)."""
     if kind == "llm":
-        from leadpilot.settings import get_settings
-
-        if get_settings().llm_provider != "openai":
-            raise RuntimeError("the LLM simulator needs LLM_PROVIDER=openai and an OpenAI-compatible model")
-        return LLMUser(scenario)
+        return LLMUser(scenario, user_model(trial_seed(scenario.id, trial)))
     return ScriptedUser(scenario)

@@ -5,8 +5,12 @@ from a wrong one."""
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +287,67 @@ def test_analyst_rows_and_a_generator_with_exact_totals(tmp_path: Path, run: Any
                                        "label": "a count no answer states"}]
     assert _outcome(tmp_path, run, counted) == {"figure a count no answer states: 1,104": False,
                                                 "tool permission": True}
+
+
+class _UserModel(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat-completions endpoint playing the lead: takes the first time offered, then ends."""
+
+    requests: list[dict[str, Any]] = []
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _UserModel.requests.append(request)
+        agent = request["messages"][-1]["content"]  # roles flip: the agent speaks as the 'user'
+        offered = re.search(r"I can offer ([^,.]+ [AP]M)", agent)
+        said = f"{offered.group(1)} is good" if offered else "<done>" if "booked" in agent else "friday if u can"
+        body = {"id": "chatcmpl-user", "object": "chat.completion", "created": 0, "model": request["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": said}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        payload = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def test_the_llm_user_plays_the_goal_seeded_per_trial(tmp_path: Path, run: Any, server_url: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offline agent faces a user played by a model at OPENAI_BASE_URL: persona, goal and facts in its
+    instructions, temperature 1, one seed per (scenario, trial), stable across runs; it ends the conversation."""
+    from evals.harness.database import Databases
+    from evals.harness.runner import run_trial
+    from evals.harness.simulator import trial_seed
+    from leadpilot.settings import get_settings
+    from tests import dbutil
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _UserModel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")  # trials re-read settings
+    get_settings.cache_clear()
+    _UserModel.requests = []
+    raw = copy.deepcopy(PLUMBER)
+    raw["id"] = "format-llm-user"
+    raw["user"].update({"persona": "A busy tradie who texts in lowercase.", "known_facts": {"suburb": "Manly"},
+                        "turns": ["I would like to book an appointment on Friday"]})
+    scenario = _scenario(tmp_path, raw)
+    dbs = Databases(server_url, dbutil.TEMPLATE_DB, f"lp_llmuser_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+    try:
+        with dbs.base() as base:
+            trials = [run_trial(scenario, base, i, simulator="llm") for i in range(2)]
+    finally:
+        server.shutdown()
+        monkeypatch.delenv("OPENAI_BASE_URL")
+        get_settings.cache_clear()
+    assert all(t.passed for t in trials), json.dumps([(t.why(), t.transcript) for t in trials])[:3000]
+    assert [t["text"] for t in trials[0].transcript if t["role"] == "user"] == [
+        "I would like to book an appointment on Friday", "Fri Nov 27 at 7 AM is good"]
+    seeds = [r["seed"] for r in _UserModel.requests]
+    assert set(seeds) == {trial_seed("format-llm-user", 0), trial_seed("format-llm-user", 1)}
+    assert all(r["temperature"] == 1.0 for r in _UserModel.requests)
+    system = _UserModel.requests[0]["messages"][0]
+    assert system["role"] == "system" and "Persona: A busy tradie" in system["content"]
+    assert "Manly" in system["content"] and "give one only when asked" in system["content"]
