@@ -9,7 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import fasteners
@@ -132,26 +132,40 @@ class Databases:
     template: str
     prefix: str
 
+    shared: dict[str, str] = field(default_factory=dict)  # isolation group -> its database (see `trial`)
+
     @contextmanager
     def base(self) -> Iterator[Databases]:
         """A per-run base copy of the template with the checkpoint tables created once; trials copy it."""
         name = f"{self.prefix}_base"[:63]
         url = create_copy(self.server_url, name, self.template)
         _with_checkpoint_tables(url)
+        run = Databases(self.server_url, name, self.prefix)
         try:
-            yield Databases(self.server_url, name, self.prefix)
+            yield run
         finally:
+            for shared in run.shared.values():
+                drop(self.server_url, shared)
             drop(self.server_url, name)
 
     @contextmanager
-    def trial(self) -> Iterator[str]:
-        """A fresh copy for one trial, with the process pointed at it; dropped afterwards."""
-        name = f"{self.prefix}_{uuid.uuid4().hex[:10]}"[:63]
-        url = create_copy(self.server_url, name, self.template)
+    def trial(self, group: str | None = None) -> Iterator[str]:
+        """A fresh copy for one trial, with the process pointed at it; dropped afterwards. Trials of an isolation
+        `group` share one copy instead (created on the first, dropped with the base): a trial that builds its own
+        business writes only inside its new sub-account and reads nothing outside it, so the previous trial's
+        rows, in other sub-accounts and older than its start, cannot change its outcome."""
+        if group is not None and group in self.shared:
+            name, fresh = self.shared[group], False
+        else:
+            name, fresh = f"{self.prefix}_{uuid.uuid4().hex[:10]}"[:63], True
+        url = create_copy(self.server_url, name, self.template) if fresh else url_for(self.server_url, name)
+        if group is not None:
+            self.shared[group] = name
         previous = os.environ.get("DATABASE_URL")
         point_process_at(url)
         try:
             yield url
         finally:
             point_process_at(previous)
-            drop(self.server_url, name)
+            if group is None:
+                drop(self.server_url, name)

@@ -210,6 +210,16 @@ def _analyst(scenario: Scenario, world: World, transcript: list[dict[str, str]],
         tool_calls.extend(_json(out.tool_calls))
 
 
+def isolation_group(scenario: Scenario) -> str | None:
+    """Trials that may share a database: lead conversations with a business of their own (everything they read
+    and write is in their new sub-account). Everything else (the demo restaurants, analyst questions that read
+    across the agency) gets a fresh copy of the template."""
+    state = scenario.initial_state
+    if state.business is not None and scenario.channel != "staff" and not state.other_contacts:
+        return "own-business"
+    return None
+
+
 def run_trial(scenario: Scenario, dbs: Databases, index: int, *, simulator: str = "scripted") -> Trial:
     """One trial in its own database copy, with the scenario's clock frozen."""
     started = time.perf_counter()
@@ -221,7 +231,7 @@ def run_trial(scenario: Scenario, dbs: Databases, index: int, *, simulator: str 
     error = None
     at = scenario.initial_state.clock
     try:
-        with dbs.trial(), clock.frozen(at):
+        with dbs.trial(isolation_group(scenario)), clock.frozen(at):
             world = apply(scenario)
             since = db_now()
             before = db_snapshot(since)

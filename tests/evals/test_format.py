@@ -351,3 +351,15 @@ def test_the_llm_user_plays_the_goal_seeded_per_trial(tmp_path: Path, run: Any, 
     system = _UserModel.requests[0]["messages"][0]
     assert system["role"] == "system" and "Persona: A busy tradie" in system["content"]
     assert "Manly" in system["content"] and "give one only when asked" in system["content"]
+
+
+def test_trials_with_a_business_of_their_own_share_one_database(tmp_path: Path) -> None:
+    """Cheaper isolation: no template copy per trial when a trial's world is a sub-account of its own."""
+    from evals.harness.runner import isolation_group
+
+    assert isolation_group(_scenario(tmp_path, PLUMBER)) == "own-business"
+    demo = copy.deepcopy(PLUMBER)
+    del demo["initial_state"]["business"]
+    leaking = copy.deepcopy(PLUMBER)
+    leaking["initial_state"]["other_contacts"] = [{"key": "ana", "first_name": "Ana"}]
+    assert [isolation_group(_scenario(tmp_path, raw)) for raw in (demo, leaking, ANALYST)] == [None, None, None]
