@@ -212,11 +212,13 @@ def _analyst(scenario: Scenario, world: World, transcript: list[dict[str, str]],
 
 def isolation_group(scenario: Scenario) -> str | None:
     """Trials that may share a database: lead conversations with a business of their own (everything they read
-    and write is in their new sub-account). Everything else (the demo restaurants, analyst questions that read
-    across the agency) gets a fresh copy of the template."""
+    and write is in their new sub-account), and analyst questions over the demo data (they only read). The rest
+    (conversations with the demo restaurants, analyst questions over rows a scenario writes) get a fresh copy."""
     state = scenario.initial_state
     if state.business is not None and scenario.channel != "staff" and not state.other_contacts:
         return "own-business"
+    if scenario.channel == "staff" and state.business is None and state.data is None:
+        return "read-only"  # the analyst reads the demo agency and writes nothing
     return None
 
 

@@ -363,3 +363,7 @@ def test_trials_with_a_business_of_their_own_share_one_database(tmp_path: Path) 
     leaking = copy.deepcopy(PLUMBER)
     leaking["initial_state"]["other_contacts"] = [{"key": "ana", "first_name": "Ana"}]
     assert [isolation_group(_scenario(tmp_path, raw)) for raw in (demo, leaking, ANALYST)] == [None, None, None]
+    reading = copy.deepcopy(ANALYST)
+    del reading["initial_state"]["business"], reading["initial_state"]["data"]
+    reading["initial_state"]["user_email"] = "john@restaurant.com"
+    assert isolation_group(_scenario(tmp_path, reading)) == "read-only"
