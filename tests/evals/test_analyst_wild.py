@@ -84,7 +84,8 @@ def test_every_figure_query_returns_one_value_on_the_demo_data(owner_engine: Eng
     problems = []
     with owner_engine.connect() as conn:
         agency = conn.execute(text("SELECT id FROM agencies WHERE slug = 'digital-marketing-co'")).scalar_one()
-        subs = dict(conn.execute(text("SELECT slug, id FROM sub_accounts WHERE agency_id = :a"), {"a": agency}).all())
+        subs: dict[str, object] = dict(conn.execute(
+            text("SELECT slug, id FROM sub_accounts WHERE agency_id = :a"), {"a": agency}).tuples().all())
         for s in _wild():
             if s.initial_state.data is not None:
                 continue  # its figures count rows the scenario itself writes
