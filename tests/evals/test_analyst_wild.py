@@ -96,3 +96,12 @@ def test_every_figure_query_returns_one_value_on_the_demo_data(owner_engine: Eng
                 if len(rows) != 1 or len(rows[0]) != 1 or rows[0][0] is None:
                     problems.append((s.id, figure.label, rows[:2]))
     assert problems == []
+
+
+@pytest.mark.evals
+def test_the_analyst_meets_the_splits_floor(server_url: str) -> None:
+    """CI runs the split at k=1 against its floor in evals/baseline.json (its own test, so that pytest-xdist can
+    run it beside the core split)."""
+    from tests.evals.test_suite import run_split
+
+    run_split(server_url, "analyst_wild")
