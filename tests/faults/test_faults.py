@@ -55,10 +55,10 @@ def test_a_worker_killed_mid_turn(world: tuple[Product, FakeTwilio, Stack]) -> N
     stack.separate()
 
     def inject(load: Load) -> dict[str, Any]:
-        time.sleep(3.0)
+        time.sleep(6.0)
         running = wait_for(product.turns_running, 30, "a turn running on the worker", every=0.05)
         product.kill("worker")  # SIGKILL to the worker and its pool processes
-        time.sleep(3.0)
+        time.sleep(5.0)
         product.start_worker()
         return {"turns_running_at_kill": running}
 
