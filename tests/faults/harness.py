@@ -145,10 +145,14 @@ class Product:
         subprocess.run([sys.executable, "-m", "leadpilot.cli", *args], cwd=PROJECT_ROOT, env=self.env, check=True,
                        timeout=timeout, stdout=self._log("cli"), stderr=subprocess.STDOUT)
 
-    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def embedded_env(self) -> dict[str, str]:
+        """The environment of a command that finds the embedded servers itself (`leadpilot run`, `infra up`)."""
+        return {k: v for k, v in self.env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """A long-running process in its own session (so it and its children can be signalled together)."""
-        proc = subprocess.Popen([sys.executable, *args], cwd=PROJECT_ROOT, env=self.env, start_new_session=True,
-                                stdout=self._log(name), stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, *args], cwd=PROJECT_ROOT, env=env or self.env,
+                                start_new_session=True, stdout=self._log(name), stderr=subprocess.STDOUT)
         self.procs[name] = proc
         return proc
 
@@ -164,7 +168,7 @@ class Product:
 
     def start_run(self) -> None:
         """`leadpilot run`: infra, migrations, the demo (kept), then API + worker + beat under its supervision."""
-        self.spawn("run", ["-m", "leadpilot.cli", "run", "--port", str(self.port)])
+        self.spawn("run", ["-m", "leadpilot.cli", "run", "--port", str(self.port)], env=self.embedded_env())
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Signal a process and everything it started (its session), and reap it."""
@@ -198,6 +202,9 @@ class Product:
         db = start_embedded_postgres(self.state / "pg")
         redis_url = start_embedded_redis(self.state / "redis")
         self.redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        # as `leadpilot run` hands them to its children: a process that had to find the servers itself would
+        # start a stopped one again (and so end the fault it is meant to live through)
+        self.env.update(DATABASE_URL=db, REDIS_URL=redis_url)
         return db, redis_url
 
     def stop_redis(self) -> None:
@@ -217,9 +224,10 @@ class Product:
         assert stop_embedded_postgres(self.state / "pg")
 
     def start_postgres(self) -> None:
-        from leadpilot.infra import start_embedded_postgres
-
-        start_embedded_postgres(self.state / "pg")
+        """As an operator would: `leadpilot infra up` (this process's pgserver handle still thinks it runs)."""
+        subprocess.run([sys.executable, "-m", "leadpilot.cli", "infra", "up"], cwd=PROJECT_ROOT,
+                       env=self.embedded_env(), check=True, timeout=120, stdout=self._log("cli"),
+                       stderr=subprocess.STDOUT)
 
     def redis(self) -> Any:
         import redis
