@@ -111,7 +111,11 @@ def queue_sends(session: Session, messages: Sequence[Message | Queued], *, not_b
     now = datetime.now(UTC)
     rows = [{"sub_account_id": m.sub_account_id, "topic": "message.send", "aggregate_type": "message",
              "aggregate_id": m.id, "available_at": not_before or now, "status": "dispatched", "dispatched_at": now,
-             "attempts": 1, "dedupe_key": f"message.send:{m.id}", "payload": {"message_id": str(m.id)}}
+             "attempts": 1, "dedupe_key": f"message.send:{m.id}",
+             # a lead waiting on this reply: a hand-over lost with a worker or a broker restart comes back in
+             # seconds (services/outbox.py), not after the reclaim meant for long tasks
+             "payload": {"message_id": str(m.id), **({"urgent": True} if isinstance(m, Message) and is_urgent(m)
+                                                     else {})}}
             for m in messages]
     # one short statement over column arrays, not a 500-row VALUES compiled and parsed for every batch
     queued = insert_rows(session, OutboxEvent, rows, on_conflict_do_nothing=["dedupe_key"],

@@ -187,6 +187,18 @@ def test_the_sandbox_records_a_send_once_even_when_retried_after_a_crash(demo: D
     assert len(recorded) == 1 and _message(message_id).status == "sent"
 
 
+def test_a_reply_is_queued_as_urgent_and_automated_outreach_is_not(demo: Demo) -> None:
+    from models.conversations import OutboxEvent
+
+    reply = _outgoing(demo, sender_type="bot", queue=True)
+    reminder = _outgoing(demo, sender_type="system", body="Reminder: tomorrow at 7", queue=True)
+    with owner_session() as session:
+        payloads = dict(session.execute(select(OutboxEvent.aggregate_id, OutboxEvent.payload).where(
+            OutboxEvent.aggregate_id.in_([reply, reminder]))).all())
+    # a lead waits on the reply: were its hand-over lost, the dispatcher brings it back in seconds
+    assert payloads[reply].get("urgent") is True and "urgent" not in payloads[reminder]
+
+
 def test_quiet_hours_hold_automated_texts_but_not_conversation_replies(demo: Demo) -> None:
     zone = ZoneInfo(_sub(demo).timezone)
     late = datetime(2026, 11, 24, 23, 30, tzinfo=zone).astimezone(UTC)  # quiet hours are 21:00-08:00
