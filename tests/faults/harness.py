@@ -419,7 +419,9 @@ def report(fault: str, load: Load, outcome: Outcome, fault_end: float, **extra: 
             "stored_once": all(n == 1 for n in outcome.stored.values()),
             "answered_once": not outcome.unanswered and not outcome.duplicate_replies and not outcome.send_mismatch,
             "p95_after_fault_s": round(percentile(lags, 0.95), 1), "max_after_fault_s": round(max(lags or [0]), 1),
-            "responses": dict(load.statuses), **extra,
+            # replies marked failed (a worker died inside the provider call: never re-sent to Twilio, which
+            # cannot dedupe; whether the lead got it is what answered_once says, from the Twilio server)
+            "replies_failed": len(outcome.failed_replies), "responses": dict(load.statuses), **extra,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(json.dumps(line), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,6 @@ def _check(line: dict[str, Any], outcome: Outcome) -> None:
     assert not outcome.unanswered, f"acknowledged but never answered: {outcome.unanswered}"
     assert not outcome.duplicate_replies, f"answered twice: {outcome.duplicate_replies}"
     assert not outcome.send_mismatch, f"replies stored vs. sent to the lead: {outcome.send_mismatch}"
-    assert not outcome.failed_replies, f"replies whose send failed: {outcome.failed_replies}"
     assert line["p95_after_fault_s"] < P95_LIMIT_S, line
 
 
