@@ -51,6 +51,19 @@ def lead_graph() -> Any:
     return graph
 
 
+def preload() -> float:
+    """Import the turn's code and read the embedding model's weights, computing nothing: safe before a fork
+    (no model pass has started torch's thread pools, no database or broker connection is open), so a worker's
+    pool processes inherit it. Returns the seconds taken."""
+    started = time.perf_counter()
+    from agents.lead import graph  # noqa: F401  (the graph's modules, its tools and their services)
+    from agents.local_model import classify  # noqa: F401
+    from knowledge.embedders import embedder_for
+
+    embedder_for()
+    return time.perf_counter() - started
+
+
 def warm_up() -> float:
     """Load what a first turn needs (the chat model, the embedder and a forward pass, the local model's intent
     exemplars, the graph on its checkpointer) so that a fresh worker answers its first lead as fast as its
