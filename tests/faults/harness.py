@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ class FakeTwilio:
 
     def __init__(self, token: str) -> None:
         self.sent: list[Sent] = []
+        self.created: list[dict[str, Any]] = []  # as the Messages list returns them
         self.lock = threading.Lock()
         expected = "Basic " + base64.b64encode(f"{ACCOUNT}:{token}".encode()).decode()
         outer = self
@@ -89,22 +91,38 @@ class FakeTwilio:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                raw = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                form = {k: v[0] for k, v in parse_qs(raw).items()}
-                if self.headers.get("Authorization") != expected or not self.path.endswith("/Messages.json"):
-                    status, body = 401, {"code": 20003, "status": 401, "message": "Authenticate"}
-                else:
-                    with outer.lock:
-                        outer.sent.append(Sent(time.time(), form["To"], form["Body"]))
-                    status, body = 201, {"sid": f"SM{uuid.uuid4().hex}", "status": "queued", "to": form["To"],
-                                         "from": form["From"], "body": form["Body"], "account_sid": ACCOUNT}
+            def answer(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 (the Messages list: what a cut-off send asks before resending)
+                if self.headers.get("Authorization") != expected:
+                    return self.answer(401, {"code": 20003, "status": 401, "message": "Authenticate"})
+                query = {k: v[0] for k, v in parse_qs(self.path.partition("?")[2]).items()}
+                with outer.lock:
+                    found = [m for m in reversed(outer.created)
+                             if m["to"] == query.get("To", m["to"]) and m["from"] == query.get("From", m["from"])]
+                self.answer(200, {"messages": found, "page": 0, "page_size": 50, "start": 0, "end": len(found),
+                                  "uri": self.path, "first_page_uri": self.path, "next_page_uri": None,
+                                  "previous_page_uri": None})
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                raw = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                form = {k: v[0] for k, v in parse_qs(raw).items()}
+                if self.headers.get("Authorization") != expected or not self.path.endswith("/Messages.json"):
+                    status, body = 401, {"code": 20003, "status": 401, "message": "Authenticate"}
+                else:
+                    status, body = 201, {"sid": f"SM{uuid.uuid4().hex}", "status": "queued", "to": form["To"],
+                                         "from": form["From"], "body": form["Body"], "account_sid": ACCOUNT,
+                                         "date_created": formatdate(usegmt=True)}
+                    with outer.lock:
+                        outer.sent.append(Sent(time.time(), form["To"], form["Body"]))
+                        outer.created.append(body)
+                self.answer(status, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
