@@ -172,6 +172,8 @@ class Product:
         proc = subprocess.Popen([sys.executable, *args], cwd=PROJECT_ROOT, env=env or self.env,
                                 start_new_session=True, stdout=self._log(name), stderr=subprocess.STDOUT)
         self.procs[name] = proc
+        with (self.state.parent / f"{self.state.name}.pids").open("a") as pids:  # for a run that dies midway
+            pids.write(f"{proc.pid}\n")
         return proc
 
     def start_api(self) -> None:
@@ -260,6 +262,7 @@ class Product:
         from leadpilot.infra import stop_embedded_postgres, stop_embedded_redis
 
         self.stop_all()
+        (self.state.parent / f"{self.state.name}.pids").unlink(missing_ok=True)
         if self.engine is not None:
             self.engine.dispose()
         stop_embedded_redis(self.state / "redis")
@@ -271,6 +274,13 @@ def fresh_product(name: str, twilio: Callable[[str], FakeTwilio]) -> tuple[Produ
     from leadpilot.infra import stop_embedded_postgres, stop_embedded_redis
 
     state = PROJECT_ROOT / ".leadpilot" / name
+    pids = state.parent / f"{name}.pids"
+    if pids.exists():  # the sessions an earlier run of this suite started and could not stop (it was killed)
+        for pid in {int(line) for line in pids.read_text().split()}:
+            with contextlib.suppress(OSError):  # gone already; a pid now someone else's is left alone
+                if f"LEADPILOT_STATE_DIR={state}\0".encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                    os.killpg(pid, signal.SIGKILL)
+        pids.unlink()
     stop_embedded_redis(state / "redis")
     stop_embedded_postgres(state / "pg")
     shutil.rmtree(state, ignore_errors=True)
