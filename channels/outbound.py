@@ -4,7 +4,8 @@ transaction, handed to the `outbound` queue after the commit) and `deliver` (one
 Exactly once: the message row is locked and moved to `sending` (committed) before the provider is called,
 and to `sent` with the provider's id after. A redelivered task finds it sent and does nothing. A task that
 died during the provider call leaves `sending`: a transport that dedupes by our idempotency key (the sandbox,
-the webchat push) is simply called again; for one that cannot (Twilio, SMTP) the message is marked failed as
+the webchat push) is simply called again; Twilio, which cannot dedupe, is asked whether it took the message
+(recorded sent if so, sent now if not); for SMTP, which can say neither, the message is marked failed as
 "outcome unknown" for a person to check, never sent a second time. Provider hiccups are retried with
 exponential backoff; after the last retry the message carries a dead-letter record."""
 
