@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install run test test-unit test-integration test-browser evals evals-full evals-ci bench lint infra-down clean
+.PHONY: install run test test-unit test-integration test-browser test-faults evals evals-full evals-ci bench lint infra-down clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-integration: install
 
 test-browser: install
 	$(PYTEST) -q -m browser
+
+test-faults: install    ## issue 20's fault suite alone: a private product killed and restarted under signed SMS load
+	$(PYTEST) -q -m faults
 
 evals: install          ## the offline scenario suite at k=1 against evals/baseline.json (also part of `make test`)
 	$(PYTEST) -q -m evals

@@ -4,7 +4,8 @@ transaction, handed to the `outbound` queue after the commit) and `deliver` (one
 Exactly once: the message row is locked and moved to `sending` (committed) before the provider is called,
 and to `sent` with the provider's id after. A redelivered task finds it sent and does nothing. A task that
 died during the provider call leaves `sending`: a transport that dedupes by our idempotency key (the sandbox,
-the webchat push) is simply called again; for one that cannot (Twilio, SMTP) the message is marked failed as
+the webchat push) is simply called again; Twilio, which cannot dedupe, is asked whether it took the message
+(recorded sent if so, sent now if not); for SMTP, which can say neither, the message is marked failed as
 "outcome unknown" for a person to check, never sent a second time. Provider hiccups are retried with
 exponential backoff; after the last retry the message carries a dead-letter record."""
 
@@ -15,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -82,6 +83,16 @@ class Transport(Protocol):
     def send(self, out: Outgoing) -> Sent: ...
 
 
+@runtime_checkable
+class Reconciling(Protocol):
+    """A transport that cannot dedupe but can say whether a message reached it (Twilio lists what it took)."""
+
+    def find(self, out: Outgoing, *, since: datetime) -> Sent | None: ...
+
+
+PROVIDER_TIMEOUT_S = 15.0  # no provider call outlives this
+# a `sending` younger than this may belong to an attempt still inside its provider call
+SENDING_STALE = timedelta(seconds=2 * PROVIDER_TIMEOUT_S)
 SEND_CHUNK = 25  # sends per broker hand-off for a campaign batch
 
 
@@ -111,7 +122,11 @@ def queue_sends(session: Session, messages: Sequence[Message | Queued], *, not_b
     now = datetime.now(UTC)
     rows = [{"sub_account_id": m.sub_account_id, "topic": "message.send", "aggregate_type": "message",
              "aggregate_id": m.id, "available_at": not_before or now, "status": "dispatched", "dispatched_at": now,
-             "attempts": 1, "dedupe_key": f"message.send:{m.id}", "payload": {"message_id": str(m.id)}}
+             "attempts": 1, "dedupe_key": f"message.send:{m.id}",
+             # a lead waiting on this reply: a hand-over lost with a worker or a broker restart comes back in
+             # seconds (services/outbox.py), not after the reclaim meant for long tasks
+             "payload": {"message_id": str(m.id), **({"urgent": True} if isinstance(m, Message) and is_urgent(m)
+                                                     else {})}}
             for m in messages]
     # one short statement over column arrays, not a 500-row VALUES compiled and parsed for every batch
     queued = insert_rows(session, OutboxEvent, rows, on_conflict_do_nothing=["dedupe_key"],
@@ -200,7 +215,14 @@ def deliver(scope: TenantScope, message_id: uuid.UUID, *, now: datetime | None =
         sub = session.get(SubAccount, message.sub_account_id)
         assert channel is not None and conversation is not None and sub is not None
         chosen = transport or transport_for(channel)
-        if message.status == "sending" and not chosen.dedupes:
+        # an earlier attempt committed `sending` and never recorded the provider's answer: it died in the call,
+        # or (young) may still be inside it
+        cut_off = message.status == "sending" and not chosen.dedupes
+        began = _sending_since(message) if cut_off else None
+        if cut_off and began is not None and now - began < SENDING_STALE:
+            wait = (SENDING_STALE - (now - began)).total_seconds() + 1.0
+            return Attempt("retry", message.status, retry_in=wait, error="An earlier attempt may still be sending.")
+        if cut_off and not isinstance(chosen, Reconciling):
             return _finish(session, message, "failed", code="outcome_unknown",
                            error="The worker stopped while the provider was being called; not sent again so the "
                                  "lead never gets it twice. Check the provider's log before resending.")
@@ -215,9 +237,18 @@ def deliver(scope: TenantScope, message_id: uuid.UUID, *, now: datetime | None =
             if until is not None:
                 message.metadata_ = {**(message.metadata_ or {}), "deferred_until": until.isoformat()}
                 return Attempt("deferred", message.status, not_before=until)
-        message.status, message.attempts = "sending", message.attempts + 1
         out = Outgoing(key=f"send:{message.id}", message=message, channel=channel, conversation=conversation,
                        contact=contact, sub_account=sub, thread=_thread(session, conversation, message))
+        if cut_off:  # ask the provider whether the attempt that died got the message to it (row still locked)
+            assert isinstance(chosen, Reconciling)
+            try:
+                earlier = chosen.find(out, since=began or message.updated_at or now)
+            except Exception as exc:  # the provider cannot say now: ask again later, never guess
+                return Attempt("retry", message.status, retry_in=5.0, error=f"{type(exc).__name__}: {exc}"[:2000])
+            if earlier is not None:
+                return _record_sent(session, message, earlier, now)
+        message.status, message.attempts = "sending", message.attempts + 1
+        message.metadata_ = {**(message.metadata_ or {}), "sending_at": now.isoformat()}
     try:
         sent = chosen.send(out)
     except PermanentError as exc:
@@ -240,16 +271,26 @@ def deliver(scope: TenantScope, message_id: uuid.UUID, *, now: datetime | None =
     with tenant_session(scope) as session:
         message = session.get(Message, message_id, with_for_update=True)
         assert message is not None
-        message.status, message.sent_at = sent.status, now
-        message.provider_message_id = sent.provider_message_id
-        message.error_code = message.error_message = None
-        if sent.metadata:
-            message.metadata_ = {**(message.metadata_ or {}), **sent.metadata}
-        if sent.status == "delivered":
-            message.delivered_at = now
-        mirror_status(session, message)
-        realtime.message_event(session, message, "message.updated")
-        return Attempt("sent", sent.status)
+        return _record_sent(session, message, sent, now)
+
+
+def _record_sent(session: Session, message: Message, sent: Sent, now: datetime) -> Attempt:
+    message.status, message.sent_at = sent.status, now
+    message.provider_message_id = sent.provider_message_id
+    message.error_code = message.error_message = None
+    if sent.metadata:
+        message.metadata_ = {**(message.metadata_ or {}), **sent.metadata}
+    if sent.status == "delivered":
+        message.delivered_at = now
+    mirror_status(session, message)
+    realtime.message_event(session, message, "message.updated")
+    return Attempt("sent", sent.status)
+
+
+def _sending_since(message: Message) -> datetime | None:
+    """When the attempt that left the message `sending` began (None: before attempts recorded it)."""
+    began = (message.metadata_ or {}).get("sending_at")
+    return datetime.fromisoformat(began) if isinstance(began, str) else None
 
 
 def _finish(session: Session, message: Message, status: str, *, code: str, error: str) -> Attempt:
@@ -311,9 +352,10 @@ class TwilioTransport:
     name, dedupes = "twilio", False
 
     def __init__(self, account_sid: str, auth_token: str, api_base: str | None = None) -> None:
+        from twilio.http.http_client import TwilioHttpClient
         from twilio.rest import Client
 
-        self.client = Client(account_sid, auth_token)
+        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=PROVIDER_TIMEOUT_S))
         if api_base:  # a local server speaking Twilio's protocol (tests), or a regional edge
             self.client.api.base_url = api_base.rstrip("/")
 
@@ -332,8 +374,23 @@ class TwilioTransport:
             if exc.status == 429 or exc.status >= 500:
                 raise TransientError(f"Twilio {exc.status}: {exc.msg}") from exc
             raise PermanentError(f"Twilio refused the message: {exc.msg}", str(exc.code or exc.status)) from exc
-        status = created.status if created.status in ("queued", "sending", "sent", "delivered") else "sent"
-        return Sent(created.sid, "sent" if status in ("queued", "sending") else status)
+        return _twilio_sent(created)
+
+    def find(self, out: Outgoing, *, since: datetime) -> Sent | None:
+        """The message an attempt cut off in its call may have created: among Twilio's newest from the channel's
+        number to the lead's, one with this body created since that attempt began."""
+        if not out.contact.phone:
+            return None
+        for found in self.client.messages.list(to=out.contact.phone, from_=out.channel.address, limit=20):
+            created = found.date_created
+            if found.body == out.message.body and (created is None or created >= since - timedelta(minutes=2)):
+                return _twilio_sent(found)
+        return None
+
+
+def _twilio_sent(message: Any) -> Sent:
+    status = message.status if message.status in ("queued", "sending", "sent", "delivered") else "sent"
+    return Sent(message.sid, "sent" if status in ("queued", "sending") else status)
 
 
 class WebchatTransport:

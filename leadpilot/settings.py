@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     # the longest task (a campaign batch, a large knowledge source), or live tasks would run twice
     celery_visibility_timeout: int = 600
     # an outbox event handed to a worker and unfinished this long after it was due is handed out again; an agent
-    # turn whose conversation no live worker holds, sooner: a lead is waiting (see services/outbox.py)
+    # turn whose conversation no live worker holds, and a reply's send, sooner: a lead is waiting (services/outbox.py)
     outbox_reclaim_seconds: int = 600
     turn_reclaim_seconds: int = 30
     # how long a stopping worker may finish its running tasks (more than the longest agent turn)

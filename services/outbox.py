@@ -21,6 +21,7 @@ from services.crm import is_dnd
 
 CLAIM_AHEAD = timedelta(minutes=5)  # hand events to Celery slightly early; the task's eta keeps the time
 TURN_TOPIC = "agent.turn"
+SEND_TOPIC = "message.send"
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,8 @@ class Claimed:
 
 def _reclaim_after() -> tuple[timedelta, timedelta]:
     """How long a handed-over event may stay unfinished past its due time before it is handed out again: any
-    event (a send, a reminder: the longest task runs minutes), and an agent turn whose conversation no worker
-    is busy with (a lead waits for it: seconds)."""
+    event (a campaign send, a reminder: the longest task runs minutes), and an agent turn whose conversation no
+    worker is busy with or an urgent send (a reply: a lead waits for it, and the send takes a second)."""
     settings = get_settings()
     return timedelta(seconds=settings.outbox_reclaim_seconds), timedelta(seconds=settings.turn_reclaim_seconds)
 
@@ -50,13 +51,16 @@ def claim_due(*, session: Session, now: datetime | None = None, limit: int = 500
     Events handed over before and still unfinished are handed out again, since every task is safe to run twice:
     a turn `turn_reclaim_seconds` after it was due unless `busy` (conversation ids -> those a live worker holds)
     says a worker is on its conversation (a worker killed mid-turn, or holding it unstarted, loses it this way
-    in seconds); anything else after `outbox_reclaim_seconds`, counted from its due time, not its hand-over.
+    in seconds); an urgent send (a reply to a lead: a worker that reserved it died, or lost it with the broker)
+    after the same time; anything else after `outbox_reclaim_seconds`, counted from its due time, not its
+    hand-over.
     `event_ids` bounds the claim to those events (re-driving named ones), due and unclaimed all the same."""
     now = now or datetime.now(UTC)
     reclaim, reclaim_turn = _reclaim_after()
     since = func.greatest(OutboxEvent.dispatched_at, OutboxEvent.available_at)
-    stale = (OutboxEvent.status == "dispatched") & or_(
-        since < now - reclaim, (OutboxEvent.topic == TURN_TOPIC) & (since < now - reclaim_turn))
+    urgent = (OutboxEvent.topic == TURN_TOPIC) | (
+        (OutboxEvent.topic == SEND_TOPIC) & (OutboxEvent.payload["urgent"].as_boolean().is_(True)))
+    stale = (OutboxEvent.status == "dispatched") & or_(since < now - reclaim, urgent & (since < now - reclaim_turn))
     query = (select(OutboxEvent, SubAccount.agency_id).join(SubAccount, SubAccount.id == OutboxEvent.sub_account_id)
              .where(or_(OutboxEvent.status == "pending", stale), OutboxEvent.available_at <= now + CLAIM_AHEAD))
     if event_ids is not None:

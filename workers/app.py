@@ -52,6 +52,8 @@ def create_celery() -> Celery:
         timezone="UTC",
         enable_utc=True,
         broker_connection_retry_on_startup=True,
+        # kombu's Redis transport, except that a worker outlives the broker going away (see workers/broker.py)
+        broker_transport="workers.broker:Transport",
         # a worker process loads its models before it takes a task (workers.tasks.warm_up_process): allow it
         worker_proc_alive_timeout=120.0,
         # a task whose worker died is handed out again after the visibility timeout (swept every few seconds

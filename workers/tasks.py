@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from psycopg_pool import PoolTimeout
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -26,6 +26,19 @@ log = logging.getLogger("leadpilot.workers")
 TRANSIENT = (OperationalError, InterfaceError, PoolTimeout, redis.exceptions.ConnectionError)
 RETRY_TRANSIENT: dict[str, Any] = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 30,
                                    "retry_jitter": True, "max_retries": 12}
+
+
+@worker_init.connect
+def preload_models(**_: Any) -> None:
+    """The worker's main process reads the model code and weights once, before its pool forks: every pool
+    process starts with them in (shared) memory instead of each reading them again side by side, which made a
+    fresh worker on a busy 2-core machine take 40 s to answer its first lead after a crash."""
+    from agents.lead.runner import preload
+
+    try:
+        log.info("worker models preloaded", extra={"seconds": round(preload(), 2)})
+    except Exception:  # each pool process still loads what it needs (warm_up_process)
+        log.exception("worker preload failed")
 
 
 @worker_process_init.connect

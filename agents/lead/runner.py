@@ -51,6 +51,19 @@ def lead_graph() -> Any:
     return graph
 
 
+def preload() -> float:
+    """Import the turn's code and read the embedding model's weights, computing nothing: safe before a fork
+    (no model pass has started torch's thread pools, no database or broker connection is open), so a worker's
+    pool processes inherit it. Returns the seconds taken."""
+    started = time.perf_counter()
+    from agents.lead import graph  # noqa: F401  (the graph's modules, its tools and their services)
+    from agents.local_model import classify  # noqa: F401
+    from knowledge.embedders import embedder_for
+
+    embedder_for()
+    return time.perf_counter() - started
+
+
 def warm_up() -> float:
     """Load what a first turn needs (the chat model, the embedder and a forward pass, the local model's intent
     exemplars, the graph on its checkpointer) so that a fresh worker answers its first lead as fast as its
@@ -233,9 +246,12 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
     pending = graph.get_state(config)
     last = next((m for m in reversed(pending.values.get("messages", [])) if isinstance(m, HumanMessage)), None)
     this_turn = last is not None and last.id == str(message_id)
-    if this_turn and pending.next and not pending.interrupts:
+    # `tasks`, not `next`: a node that finished just before the worker died has its writes saved but no
+    # checkpoint after it, and LangGraph leaves such a task out of `next`; the turn is still unfinished
+    unfinished = bool(pending.tasks) and not pending.interrupts
+    if this_turn and unfinished:
         state = _run(graph, None, config, stream_to)  # the same turn died mid-way: continue from its checkpoint
-    elif this_turn and (not pending.next or pending.interrupts):
+    elif this_turn:
         state = pending.values  # the turn finished but its reply was never stored: store that one, run nothing
     else:
         state = _run(graph, {"messages": [HumanMessage(content=body, id=str(message_id))]}, config, stream_to)

@@ -10,7 +10,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -40,11 +41,25 @@ class TwilioServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.script: list[int] = []
+        self.created: list[dict[str, Any]] = []  # the messages it took, as its Messages list returns them
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                query = {k: v[0] for k, v in parse_qs(self.path.partition("?")[2]).items()}
+                found = [m for m in reversed(outer.created)  # newest first, as Twilio lists them
+                         if m["to"] == query.get("To", m["to"]) and m["from"] == query.get("From", m["from"])]
+                data = json.dumps({"messages": found, "page": 0, "page_size": 50, "start": 0, "end": len(found),
+                                   "uri": self.path, "first_page_uri": self.path, "next_page_uri": None,
+                                   "previous_page_uri": None}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 expected = "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
@@ -56,7 +71,9 @@ class TwilioServer:
                     status = 401
                 if status == 201:
                     body = {"sid": f"SM{uuid.uuid4().hex}", "status": "queued", "to": form["To"],
-                            "from": form["From"], "body": form["Body"], "account_sid": ACCOUNT}
+                            "from": form["From"], "body": form["Body"], "account_sid": ACCOUNT,
+                            "date_created": formatdate(usegmt=True)}
+                    outer.created.append(body)
                 else:
                     body = {"code": 21211 if status == 400 else 20500, "status": status,
                             "message": "The 'To' number is not a valid phone number." if status == 400
@@ -165,13 +182,49 @@ def test_a_refused_number_fails_at_once_with_twilios_code(twilio: TwilioServer, 
     assert (message.status, message.error_code, len(twilio.requests)) == ("failed", "21211", 1)
 
 
+def _cut_off(demo: Demo, message_id: uuid.UUID, ago: float) -> None:
+    """As a worker leaves a message it committed `sending` `ago` seconds ago, then died in the provider call."""
+    with tenant_session(_scope(demo)) as session:
+        message = session.get(Message, message_id)
+        message.status = "sending"
+        message.metadata_ = {**(message.metadata_ or {}),
+                             "sending_at": (datetime.now(UTC) - timedelta(seconds=ago)).isoformat()}
+
+
 def test_a_send_cut_off_mid_call_is_never_repeated_to_a_provider_that_cannot_dedupe(twilio: TwilioServer,
                                                                                      demo: Demo) -> None:
+    # the worker died after Twilio took the message: Twilio's list says so, and it is recorded, not re-sent
     message_id = _outgoing(demo, attempts=1)
-    with tenant_session(_scope(demo)) as session:  # the worker committed `sending`, then died in the call
-        session.get(Message, message_id).status = "sending"
-    assert outbound.deliver(_scope(demo), message_id).outcome == "failed"
-    assert twilio.requests == [] and _message(message_id).error_code == "outcome_unknown"
+    assert outbound.deliver(_scope(demo), message_id).outcome == "sent"
+    _cut_off(demo, message_id, ago=60)
+    again = outbound.deliver(_scope(demo), message_id)
+    message = _message(message_id)
+    assert again.outcome == "sent" and len(twilio.created) == 1
+    assert message.status == "sent" and message.provider_message_id == twilio.created[0]["sid"]
+
+
+def test_a_send_cut_off_before_it_reached_the_provider_goes_out_once(twilio: TwilioServer, demo: Demo) -> None:
+    message_id = _outgoing(demo, attempts=1)
+    _cut_off(demo, message_id, ago=2)  # an attempt this young may still be in its call: not now
+    young = outbound.deliver(_scope(demo), message_id)
+    assert young.outcome == "retry" and young.retry_in > 20 and twilio.requests == []
+    _cut_off(demo, message_id, ago=60)  # it died before Twilio took anything: the lead still gets the reply, once
+    assert outbound.deliver(_scope(demo), message_id).outcome == "sent"
+    assert outbound.deliver(_scope(demo), message_id).outcome == "done"
+    assert len(twilio.created) == 1 and _message(message_id).status == "sent"
+
+
+def test_a_send_cut_off_mid_call_to_smtp_is_never_repeated(demo: Demo) -> None:
+    class Smtp:  # a transport that can neither dedupe nor say what it took
+        name, dedupes = "smtp", False
+
+        def send(self, out: outbound.Outgoing) -> outbound.Sent:
+            raise AssertionError("never called again")
+
+    message_id = _outgoing(demo, attempts=1)
+    _cut_off(demo, message_id, ago=60)
+    assert outbound.deliver(_scope(demo), message_id, transport=Smtp()).outcome == "failed"
+    assert _message(message_id).error_code == "outcome_unknown"
 
 
 def test_the_sandbox_records_a_send_once_even_when_retried_after_a_crash(demo: Demo) -> None:
@@ -185,6 +238,18 @@ def test_the_sandbox_records_a_send_once_even_when_retried_after_a_crash(demo: D
         recorded = session.scalars(select(SandboxDelivery).where(
             SandboxDelivery.idempotency_key == f"send:{message_id}")).all()
     assert len(recorded) == 1 and _message(message_id).status == "sent"
+
+
+def test_a_reply_is_queued_as_urgent_and_automated_outreach_is_not(demo: Demo) -> None:
+    from models.conversations import OutboxEvent
+
+    reply = _outgoing(demo, sender_type="bot", queue=True)
+    reminder = _outgoing(demo, sender_type="system", body="Reminder: tomorrow at 7", queue=True)
+    with owner_session() as session:
+        payloads = dict(session.execute(select(OutboxEvent.aggregate_id, OutboxEvent.payload).where(
+            OutboxEvent.aggregate_id.in_([reply, reminder]))).all())
+    # a lead waits on the reply: were its hand-over lost, the dispatcher brings it back in seconds
+    assert payloads[reply].get("urgent") is True and "urgent" not in payloads[reminder]
 
 
 def test_quiet_hours_hold_automated_texts_but_not_conversation_replies(demo: Demo) -> None:

@@ -1,7 +1,7 @@
 """The outbox dispatcher claims due events once (only the named ones when bounded), and hands work out again
 in seconds when its hand-over was lost, and only then: a hand-over the broker refused is pending again at once;
-a turn a dead worker held is reclaimed within `turn_reclaim_seconds` unless a live worker holds its conversation;
-other work waits `outbox_reclaim_seconds` from its due time."""
+a turn a dead worker held is reclaimed within `turn_reclaim_seconds` unless a live worker holds its conversation,
+and so is a reply to a lead; other work waits `outbox_reclaim_seconds` from its due time."""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ NOW = datetime.now(UTC)
 
 
 def _event(sub_account_id: uuid.UUID, topic: str, *, status: str = "dispatched", dispatched_ago: float = 0,
-           due_in: float | None = None, conversation: str | None = None) -> dict[str, object]:
+           due_in: float | None = None, conversation: str | None = None, urgent: bool = False) -> dict[str, object]:
     dispatched = NOW - timedelta(seconds=dispatched_ago)
     return {"id": uuid.uuid4(), "sub_account_id": sub_account_id, "topic": topic, "aggregate_type": "message",
             "aggregate_id": uuid.uuid4(), "status": status, "attempts": 1, "dispatched_at": dispatched,
             "available_at": dispatched if due_in is None else NOW + timedelta(seconds=due_in),
-            "dedupe_key": f"test:{uuid.uuid4()}", "payload": {"conversation_id": conversation or str(uuid.uuid4())}}
+            "dedupe_key": f"test:{uuid.uuid4()}", "payload": {"conversation_id": conversation or str(uuid.uuid4()),
+                                                              **({"urgent": True} if urgent else {})}}
 
 
 def test_lost_turns_come_back_in_seconds_and_live_ones_stay_with_their_worker(db: Session, demo: Demo) -> None:
@@ -37,6 +38,8 @@ def test_lost_turns_come_back_in_seconds_and_live_ones_stay_with_their_worker(db
         "running turn": _event(demo.a, "agent.turn", dispatched_ago=40, conversation=busy_conversation),
         "queued send": _event(demo.a, "message.send", dispatched_ago=40),
         "lost send": _event(demo.a, "message.send", dispatched_ago=700),
+        "lost reply": _event(demo.a, "message.send", dispatched_ago=40, urgent=True),
+        "fresh reply": _event(demo.a, "message.send", dispatched_ago=5, urgent=True),
         "send retrying later": _event(demo.a, "message.send", dispatched_ago=700, due_in=120),
         "refused hand-over": _event(demo.a, "message.send", status="pending", dispatched_ago=1),
         "reminder tomorrow": _event(demo.a, "appointment.reminder", status="pending", due_in=86_400),
@@ -51,7 +54,7 @@ def test_lost_turns_come_back_in_seconds_and_live_ones_stay_with_their_worker(db
 
     claimed = {c.event_id for c in outbox.claim_due(session=db, now=NOW, busy=busy)}
     got = sorted(name for name, row in rows.items() if row["id"] in claimed)
-    assert got == ["lost send", "lost turn", "refused hand-over"]
+    assert got == ["lost reply", "lost send", "lost turn", "refused hand-over"]
     assert busy_conversation in asked[0]
     assert db.get(OutboxEvent, rows["lost turn"]["id"]).attempts == 2
 
