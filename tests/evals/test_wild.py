@@ -52,3 +52,12 @@ def test_each_scenario_checks_something_a_wrong_agent_would_fail(wild) -> None: 
         assert (e.db or e.must_say or e.one_of or e.says_unknown or e.delivered is not None or e.tools
                 or e.all_of or e.any_of or (e.handoff not in (None, "none"))), s.id
         assert s.split == "wild" and s.description, s.id
+
+
+@pytest.mark.evals
+def test_the_lead_agent_meets_the_splits_floor(server_url: str) -> None:
+    """CI runs the split at k=1 against its floors in evals/baseline.json (its own test, so that pytest-xdist can
+    run it beside the core split)."""
+    from tests.evals.test_suite import run_split
+
+    run_split(server_url, "wild")
