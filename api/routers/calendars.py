@@ -25,7 +25,7 @@ class BookIn(BaseModel):
     start: AwareDatetime = Field(description="An offered slot start, with its UTC offset.")
     service_id: uuid.UUID | None = None
     title: str | None = Field(None, max_length=255)
-    timezone: str | None = Field(None, description="The lead's IANA timezone, for confirmations.")
+    timezone: TimeZone | None = Field(None, description="The lead's IANA timezone, for confirmations.")
     notes: str | None = None
     idempotency_key: str | None = Field(None, max_length=255, description="A retry with the same key books once.")
 
@@ -36,7 +36,7 @@ class TeamBookIn(BookIn):
 
 class RescheduleIn(BaseModel):
     new_start: AwareDatetime
-    timezone: str | None = None
+    timezone: TimeZone | None = None
 
 
 class StatusIn(BaseModel):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Tenant, sub_account
-from api.params import LifecycleStage
+from api.params import LifecycleStage, TimeZone
 from api.schemas import row
 from models.conversations import CHANNEL_TYPES
 from services import crm, custom_fields
@@ -33,7 +33,7 @@ class ContactIn(BaseModel):
     email: str | None = None
     phone: str | None = None
     company_name: str | None = Field(None, max_length=255)
-    timezone: str | None = None
+    timezone: TimeZone | None = None
     date_of_birth: date | None = None
     address: str | None = None
     source: str | None = None
@@ -80,7 +80,7 @@ class FieldIn(BaseModel):
     options: list[str] = []
     is_required: bool = False
     description: str | None = None
-    position: int | None = None
+    position: int | None = Field(None, ge=0, le=10_000)
 
 
 class FieldChange(BaseModel):
@@ -89,7 +89,7 @@ class FieldChange(BaseModel):
     options: list[str] | None = None
     is_required: bool | None = None
     description: str | None = None
-    position: int | None = None
+    position: int | None = Field(None, ge=0, le=10_000)
 
 
 def _contact(session: Any, contact: Any) -> dict[str, Any]:
