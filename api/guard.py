@@ -74,16 +74,17 @@ def _percent_text(raw: bytes, where: str, *, plus: bool = False) -> None:
         raise Rejected(422, f"The {where} is not valid UTF-8.", where) from None
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string of decoded JSON, keys included."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for key, item in value.items():
             yield key
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
 
 
 def _json_text(body: bytes) -> None:
@@ -97,7 +98,7 @@ def _json_text(body: bytes) -> None:
         data = json.loads(text)
     except ValueError:
         return
-    for value in _strings(data):
+    for value in strings_in(data):
         if reason := unstorable(value):
             raise Rejected(422, f"A string in the JSON body contains {reason}.", "body")
 
