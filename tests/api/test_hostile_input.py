@@ -16,9 +16,13 @@ from starlette.websockets import WebSocketDisconnect
 
 from api.app import app
 from api.guard import DEFAULT_LIMIT
+from models.activity import Integration
+from models.ai import KnowledgeSource
+from models.calendars import AvailabilityRule, Calendar
 from models.conversations import Channel
 from models.crm import Contact, Note
 from models.db import owner_session
+from models.performance import FinancialRecord
 from models.tenancy import Role
 from tests.api.test_rest import base, key_for, problem
 from tests.conftest import Demo
@@ -244,3 +248,51 @@ def test_a_forged_non_ascii_session_token_starts_over(widget_key: str) -> None:
     with TestClient(app).websocket_connect(f"/widget/ws?key={widget_key}&token=abc.%C3%A9") as socket:
         hello = socket.receive_json()
         assert hello["type"] == "hello" and hello["session"] is False
+
+
+# ------------------------------------------------------------------ files: knowledge sources, CSV imports, iCalendar
+
+def test_a_knowledge_file_keeps_its_text_without_nul_and_a_nul_in_its_name_is_422(admin, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    kb = client.post(f"{base(demo.a)}/knowledge-bases", json={"name": f"Nul {uuid.uuid4().hex[:6]}"}, headers=admin)
+    url = f"{base(demo.a)}/knowledge-bases/{kb.json()['id']}/sources"
+    named = client.post(url, headers=admin, files={"file": ("hours.txt", b"Open daily", "text/plain")},
+                        data={"source_type": "text", "name": "hours\x00"})
+    assert problem(named, 422)["field"] == "name"
+    assert _count(KnowledgeSource, KnowledgeSource.knowledge_base_id == kb.json()["id"]) == 0
+    stored = client.post(url, headers=admin, data={"source_type": "text"},
+                         files={"file": ("hours.txt", b"We open\x00 at nine every day.", "text/plain")})
+    assert stored.status_code == 201, stored.text
+    with owner_session() as session:
+        content = session.scalar(select(KnowledgeSource.content).where(KnowledgeSource.id == stored.json()["id"]))
+    assert content == "We open at nine every day."
+
+
+def test_a_csv_import_with_a_nul_is_422_and_imports_nothing(admin, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    with owner_session() as session:
+        meta = session.scalar(select(Integration.id).where(Integration.sub_account_id == demo.a,
+                                                           Integration.provider_name == "meta",
+                                                           Integration.deleted_at.is_(None)).limit(1))
+    before = _count(FinancialRecord, FinancialRecord.sub_account_id == demo.a)
+    export = b"Day,Campaign ID,Campaign name,Amount spent (USD)\n2026-11-01,123\x00,Brunch,10.00\n"
+    response = client.post(f"{base(demo.a)}/integrations/{meta}/import-csv", content=export,
+                           headers={**admin, "content-type": "text/csv"})
+    assert "NUL" in problem(response, 422)["detail"]
+    assert _count(FinancialRecord, FinancialRecord.sub_account_id == demo.a) == before
+
+
+def test_an_icalendar_feed_with_a_nul_in_an_event_id_is_imported_without_it(admin, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    with owner_session() as session:
+        calendar_id = session.scalar(select(Calendar.id).where(Calendar.sub_account_id == demo.a,
+                                                                Calendar.deleted_at.is_(None)).limit(1))
+    feed = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:busy\x00-1\r\nDTSTART:20301210T100000Z\r\n"
+            b"DTEND:20301210T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    url = f"{base(demo.a)}/calendars/{calendar_id}/busy"
+    response = client.post(url, content=feed, headers={**admin, "content-type": "text/calendar"})
+    assert response.json() == {"imported": 1}, response.text
+    assert _count(AvailabilityRule, AvailabilityRule.calendar_id == calendar_id,
+                  AvailabilityRule.label == "ical:busy-1") == 1
+    no_start = feed.replace(b"DTSTART:20301210T100000Z\r\n", b"")
+    assert "DTSTART" in problem(client.post(url, content=no_start, headers={**admin, "content-type": "text/calendar"}),
+                                422)["detail"]
+    client.post(url, content=b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n",
+                headers={**admin, "content-type": "text/calendar"})  # the demo's calendar without the closure again
