@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -236,6 +237,14 @@ def _forget_engines() -> None:
         if writers.cache_info().currsize:
             writers().dispose()
         writers.cache_clear()
+    if "agents.checkpoint" in sys.modules:  # the LangGraph checkpointer's pool, and each thread's saver over it
+        checkpoint = sys.modules["agents.checkpoint"]
+        if checkpoint._pool.cache_info().currsize:
+            checkpoint._pool().close()
+        checkpoint._pool.cache_clear()
+        checkpoint._local = threading.local()
+    if "agents.lead.runner" in sys.modules:  # each thread's compiled lead graph holds its saver
+        sys.modules["agents.lead.runner"]._local = threading.local()
     get_settings.cache_clear()
     subscribers.forget()
 
@@ -256,6 +265,11 @@ def private_app_database(server_url: str, request: pytest.FixtureRequest, owner_
     try:
         yield url
     finally:
+        # what the module's writes handed to workers (agent turns, sends) names rows of the copy: a real worker
+        # started by a later test would work through that backlog first, against a database that is gone
+        from workers.app import celery_app
+
+        celery_app.control.purge()
         os.environ["DATABASE_URL"] = previous
         _forget_engines()
         dbutil.drop_database(server_url, name)
