@@ -16,6 +16,7 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health
+from api.guard import InputGuard
 from api.problems import install_problem_handlers
 from api.routers import (
     admin,
@@ -138,6 +139,7 @@ def create_app() -> FastAPI:
                    reporting, knowledge, analyst, sites, integrations):
         app.include_router(module.router)
 
+    app.add_middleware(InputGuard)  # inside the access log, so refused requests are logged too
     app.add_middleware(AccessLog)
     return app
 

@@ -24,8 +24,10 @@ from models.db import TenantScope, owner_session, tenant_session
 from models.tenancy import SubAccount
 from services import crm
 from services.errors import Forbidden, InvalidInput, NotFound
+from services.storable import unstorable
 
 MAX_BODY = 4000
+MAX_KEY = 255  # channels.address
 TRANSCRIPT_LIMIT = 200
 
 
@@ -64,6 +66,8 @@ class Visitor:
 
 def widget(key: str) -> Widget:
     """The active webchat channel with this public key (404 for an unknown or disabled widget)."""
+    if unstorable(key) or len(key) > MAX_KEY:  # no channel has such an address: nothing to ask the database
+        raise NotFound("No such chat widget.")
     with owner_session() as session:  # before any tenant is known: one lookup by the public key
         found = session.execute(select(Channel, SubAccount).join(SubAccount, SubAccount.id == Channel.sub_account_id)
                                 .where(Channel.channel_type == "webchat", Channel.address == key, Channel.is_active,
@@ -82,6 +86,8 @@ def _sign(payload: dict[str, str]) -> str:
 
 def _unsign(token: str) -> dict[str, str]:
     body, _, mac = token.partition(".")
+    if not (body.isascii() and mac.isascii()):  # compare_digest takes ASCII text only; a real token is ASCII
+        raise Forbidden("This chat session is not valid.")
     expected = hmac.new(get_settings().secret_key.encode(), f"webchat.{body}".encode(), hashlib.sha256).hexdigest()
     if not mac or not hmac.compare_digest(mac, expected):
         raise Forbidden("This chat session is not valid.")

@@ -17,6 +17,7 @@ from knowledge.embedders import embedder_for
 from knowledge.sources import Chunk, chunk, digest, extract
 from models.ai import AIAgent, AIConversationLog, KnowledgeBase, KnowledgeSource, TrainingData
 from services.errors import Conflict, InvalidInput, NotFound
+from services.storable import unstorable
 
 BATCH = 64
 INLINE_LIMIT_CHARS = 40_000  # bigger sources are chunked and embedded by a Celery task
@@ -70,6 +71,8 @@ def add_source(*, session: Session, kb_id: uuid.UUID, name: str, source_type: st
                ) -> tuple[KnowledgeSource, bool]:
     """Extract a source's text and register it (pending). The same text uploaded again returns the source
     that has it, with False: nothing changes."""
+    if reason := unstorable(name):
+        raise InvalidInput(f"The source's name contains {reason}.", field="name")
     kb = get_knowledge_base(session=session, kb_id=kb_id)
     text = extract(source_type, data)
     content_hash = digest(text)

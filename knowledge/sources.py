@@ -14,6 +14,7 @@ from typing import Any
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from services.errors import InvalidInput
+from services.storable import storable
 
 CHUNK_CHARS = 1000
 OVERLAP_CHARS = 150
@@ -203,6 +204,9 @@ def extract(source_type: str, data: bytes | str) -> str:
         text = _decode(data).replace("\r\n", "\n").strip()
     else:
         raise InvalidInput(f"source_type is one of {', '.join(PARSED_TYPES)}.", field="source_type")
+    # a NUL in a file's text (a binary byte in a text file, a PDF's text layer) means nothing to a reader, and
+    # Postgres text cannot hold it: dropped, as the channels drop it from messages
+    text = storable(text)
     if not text.strip():
         raise InvalidInput("The source has no text.", field="file")
     return text

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.calendars import LIVE_APPOINTMENT_STATUSES, Appointment, AvailabilityRule, Calendar
 from services.errors import InvalidInput, NotFound
+from services.storable import storable
 
 PRODID = "-//LeadPilot//Calendar//EN"
 IMPORT_PREFIX = "ical:"
@@ -66,7 +67,9 @@ def import_busy_ics(*, session: Session, calendar_id: uuid.UUID, ics: bytes) -> 
     for event in feed.walk("VEVENT"):
         if str(event.get("status", "")).upper() == "CANCELLED" or str(event.get("transp", "")).upper() == "TRANSPARENT":
             continue
-        uid = str(event.get("uid", ""))[:200] or uuid.uuid4().hex
+        uid = storable(str(event.get("uid", "")))[:200] or uuid.uuid4().hex  # a feed's id; stored in a label
+        if event.get("dtstart") is None:
+            raise InvalidInput("Every event of the file needs a DTSTART.")
         start = event.decoded("dtstart")
         end = event.decoded("dtend") if event.get("dtend") else None
         if not isinstance(start, datetime):  # all-day: [start, end) dates

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -218,3 +220,56 @@ def app_url_for(owner_url: str) -> str:
     )
 
 
+
+def _forget_engines() -> None:
+    """Drop the process's cached settings, engines and answers, so the next use reads DATABASE_URL again."""
+    from leadpilot.settings import get_settings
+    from models import db
+    from services import subscribers
+
+    for cached in (db.get_owner_engine, db.get_app_engine):
+        if cached.cache_info().currsize:
+            cached().dispose()
+        cached.cache_clear()
+    db._app_sessionmaker.cache_clear()
+    if "channels.sms_store" in sys.modules:  # the SMS writers' own engine
+        writers = sys.modules["channels.sms_store"]._engine
+        if writers.cache_info().currsize:
+            writers().dispose()
+        writers.cache_clear()
+    if "agents.checkpoint" in sys.modules:  # the LangGraph checkpointer's pool, and each thread's saver over it
+        checkpoint = sys.modules["agents.checkpoint"]
+        if checkpoint._pool.cache_info().currsize:
+            checkpoint._pool().close()
+        checkpoint._pool.cache_clear()
+        checkpoint._local = threading.local()
+    if "agents.lead.runner" in sys.modules:  # each thread's compiled lead graph holds its saver
+        sys.modules["agents.lead.runner"]._local = threading.local()
+    get_settings.cache_clear()
+    subscribers.forget()
+
+
+@pytest.fixture(scope="module")
+def private_app_database(server_url: str, request: pytest.FixtureRequest, owner_engine: Engine,
+                         app_engine: Engine) -> Iterator[str]:
+    """The whole process (the API app, services, `owner_session`) on a private copy of the template for one
+    module whose tests write freely (a fuzz, a sweep of every write route): the seeded demo that other modules
+    read stays as it was. Yields the copy's owner URL; afterwards the process is back on its own database. (The
+    session's `owner_engine` and `app_engine` are made first, so they keep pointing at the session's database.)"""
+    name = f"lp_private_{request.module.__name__.rsplit('.', 1)[-1]}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    name = name[:63]
+    url = dbutil.create_database(server_url, name, template=dbutil.TEMPLATE_DB)
+    previous = os.environ["DATABASE_URL"]
+    os.environ["DATABASE_URL"] = url
+    _forget_engines()
+    try:
+        yield url
+    finally:
+        # what the module's writes handed to workers (agent turns, sends) names rows of the copy: a real worker
+        # started by a later test would work through that backlog first, against a database that is gone
+        from workers.app import celery_app
+
+        celery_app.control.purge()
+        os.environ["DATABASE_URL"] = previous
+        _forget_engines()
+        dbutil.drop_database(server_url, name)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from api.deps import principal
+from api.params import TimeZone
 from models.db import TenantScope, tenant_session
 from services.access import Principal
 from services.errors import Forbidden, NotFound
@@ -21,7 +22,7 @@ class Question(BaseModel):
                           examples=["What was our show rate last month vs the month before?"])
     sub_account_id: uuid.UUID | None = Field(None, description="Ask about one sub-account; omit for the agency "
                                                                "view (agency staff only).")
-    timezone: str | None = Field(None, description="Periods in this IANA zone (default: the sub-account's).")
+    timezone: TimeZone | None = Field(None, description="Periods in this IANA zone (default: the sub-account's).")
 
 
 @router.post("/v1/analyst/ask", summary="Ask the analyst")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.deps import Tenant, sub_account
+from api.params import Day, Moment, TimeZone
 from api.schemas import row
 from services import availability, calendar_sync, calendars
 from services.errors import InvalidInput
@@ -25,7 +25,7 @@ class BookIn(BaseModel):
     start: AwareDatetime = Field(description="An offered slot start, with its UTC offset.")
     service_id: uuid.UUID | None = None
     title: str | None = Field(None, max_length=255)
-    timezone: str | None = Field(None, description="The lead's IANA timezone, for confirmations.")
+    timezone: TimeZone | None = Field(None, description="The lead's IANA timezone, for confirmations.")
     notes: str | None = None
     idempotency_key: str | None = Field(None, max_length=255, description="A retry with the same key books once.")
 
@@ -36,7 +36,7 @@ class TeamBookIn(BookIn):
 
 class RescheduleIn(BaseModel):
     new_start: AwareDatetime
-    timezone: str | None = None
+    timezone: TimeZone | None = None
 
 
 class StatusIn(BaseModel):
@@ -63,8 +63,8 @@ def list_calendars(t: Read) -> list[dict[str, Any]]:
 
 
 @router.get("/calendars/{calendar_id}/slots", summary="Free slots")
-def slots(t: Read, calendar_id: uuid.UUID, start: date, end: date, service_id: uuid.UUID | None = None,
-          timezone: Annotated[str | None, Query(description="Show slots in this IANA timezone")] = None
+def slots(t: Read, calendar_id: uuid.UUID, start: Day, end: Day, service_id: uuid.UUID | None = None,
+          timezone: Annotated[TimeZone | None, Query(description="Show slots in this IANA timezone")] = None
           ) -> dict[str, Any]:
     """Free slots between two calendar-local dates (inclusive, at most 92 days): weekly rules, date overrides,
     duration, buffers, interval, minimum notice, booking window and daily cap, minus live appointments."""
@@ -92,7 +92,7 @@ def book_team(t: Write, team_key: str, body: TeamBookIn) -> dict[str, Any]:
 
 
 @router.get("/appointments", summary="Appointments in a time range (the calendar's week view)")
-def list_appointments(t: Read, start: AwareDatetime, end: AwareDatetime,
+def list_appointments(t: Read, start: Moment, end: Moment,
                       calendar_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
     """Every appointment starting in [start, end), with its lead's name, oldest first (at most 500)."""
     from sqlalchemy import select
@@ -136,7 +136,7 @@ def set_status(t: Write, appointment_id: uuid.UUID, body: StatusIn) -> dict[str,
 
 @router.get("/calendars/{calendar_id}/export.ics", summary="Export as iCalendar",
             response_class=Response, responses={200: {"content": {"text/calendar": {}}}})
-def export(t: Read, calendar_id: uuid.UUID, since: datetime | None = None) -> Response:
+def export(t: Read, calendar_id: uuid.UUID, since: Moment | None = None) -> Response:
     with t.session() as s:
         body = calendar_sync.export_ics(session=s, calendar_id=calendar_id, since=since)
     return Response(body, media_type="text/calendar")

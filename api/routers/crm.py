@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Tenant, sub_account
+from api.params import LifecycleStage, TimeZone
 from api.schemas import row
 from models.conversations import CHANNEL_TYPES
 from services import crm, custom_fields
@@ -32,11 +33,11 @@ class ContactIn(BaseModel):
     email: str | None = None
     phone: str | None = None
     company_name: str | None = Field(None, max_length=255)
-    timezone: str | None = None
+    timezone: TimeZone | None = None
     date_of_birth: date | None = None
     address: str | None = None
     source: str | None = None
-    lifecycle_stage: str | None = None
+    lifecycle_stage: LifecycleStage | None = None
     lead_score: int | None = Field(None, ge=0, le=100)
     lead_source: str | None = None
     qualification_status: str | None = None
@@ -79,7 +80,7 @@ class FieldIn(BaseModel):
     options: list[str] = []
     is_required: bool = False
     description: str | None = None
-    position: int | None = None
+    position: int | None = Field(None, ge=0, le=10_000)
 
 
 class FieldChange(BaseModel):
@@ -88,7 +89,7 @@ class FieldChange(BaseModel):
     options: list[str] | None = None
     is_required: bool | None = None
     description: str | None = None
-    position: int | None = None
+    position: int | None = Field(None, ge=0, le=10_000)
 
 
 def _contact(session: Any, contact: Any) -> dict[str, Any]:
@@ -106,10 +107,12 @@ def _custom_filters(raw: list[str]) -> dict[str, Any]:
 
 
 @router.get("/contacts", summary="Search contacts")
-def search_contacts(t: Read, q: str | None = None, tag: Annotated[list[str], Query()] = [],  # noqa: B006
-                    stage: str | None = None,
+def search_contacts(t: Read, q: Annotated[str | None, Query(max_length=200)] = None,
+                    tag: Annotated[list[str], Query()] = [],  # noqa: B006
+                    stage: LifecycleStage | None = None,
                     custom_field: Annotated[list[str], Query(description="key:value, repeatable")] = [],  # noqa: B006
-                    assigned_user_id: uuid.UUID | None = None, page: int = 1, page_size: int = 50) -> dict[str, Any]:
+                    assigned_user_id: uuid.UUID | None = None, page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+                    page_size: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
     """Words match name, email, phone and company (prefixes too); every `tag` must be present."""
     with t.session() as s:
         found = crm.search_contacts(session=s, query=q, tags=tag or None, lifecycle_stage=stage,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Tenant, sub_account
+from api.params import ChannelType
 from services import inbox
 
 router = APIRouter(prefix="/v1/sub-accounts/{sub_account_id}/inbox", tags=["Inbox"])
@@ -45,7 +46,8 @@ class TagIn(BaseModel):
 
 @router.get("/conversations", summary="An inbox view: needs_human (oldest first), mine, unassigned, all, resolved")
 def conversations(tenant: Read, view: Literal["needs_human", "mine", "unassigned", "all", "resolved"] = "all",
-                  channel: str | None = None, tag: str | None = None, assignee: uuid.UUID | None = None,
+                  channel: ChannelType | None = None, tag: Annotated[str | None, Query(max_length=100)] = None,
+                  assignee: uuid.UUID | None = None,
                   q: str | None = Query(None, max_length=200)) -> list[dict[str, Any]]:
     with tenant.session() as session:
         return inbox.list_conversations(session=session, view=view, user_id=tenant.user_id, channel=channel,

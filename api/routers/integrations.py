@@ -5,7 +5,7 @@ in and never come out: no response carries a token or a secret."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from api.deps import Tenant, sub_account
+from api.params import Day
 from models.activity import PROVIDERS
 from models.db import after_commit
 from services.errors import Conflict, InvalidInput, TooLarge, UnsupportedMedia
@@ -200,8 +201,8 @@ async def import_csv(t: Manage, integration_id: uuid.UUID, request: Request) -> 
 
 
 @router.get("/{integration_id}/campaigns", summary="Meta campaigns seen, with their spend and where it goes")
-def meta_campaigns(t: Read, integration_id: uuid.UUID, since: date | None = None,
-                   until: date | None = None) -> dict[str, Any]:
+def meta_campaigns(t: Read, integration_id: uuid.UUID, since: Day | None = None,
+                   until: Day | None = None) -> dict[str, Any]:
     with t.session() as s:
         integration = connections.get_integration_or_raise(session=s, sub_account_id=t.sub_account_id,
                                                            integration_id=integration_id)

@@ -200,7 +200,7 @@ def delete_source(t: Manage, kb_id: uuid.UUID, source_id: uuid.UUID) -> dict[str
 
 @router.get("/knowledge-bases/{kb_id}/chunks", summary="Chunks (or suggestions) of a knowledge base")
 def list_chunks(t: Read, kb_id: uuid.UUID, status: Literal["approved", "suggested", "rejected"] = "approved",
-                page: Annotated[int, Query(ge=1)] = 1,
+                page: Annotated[int, Query(ge=1, le=100_000)] = 1,
                 page_size: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
     with t.session() as s:
         rows, total = ingest.chunk_page(session=s, kb_id=kb_id, status=status, page=page, page_size=page_size)

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime
 
 from api.deps import Tenant, agency, sub_account
+from api.params import Day, Moment, TimeZone
 from services import report_templates, reporting
 from services.errors import InvalidInput
 from tools.base import jsonable
@@ -55,10 +55,10 @@ def sub_account_report(
     t: Annotated[Tenant, Depends(sub_account("reports.read"))],
     group_by: Literal["campaign", "sub_account"] = "campaign",
     period: Literal["day", "week", "month", "quarter"] | None = "month",
-    anchor: Annotated[date | None, Query(description="A date inside the period (default: today)")] = None,
-    start: AwareDatetime | None = None, end: AwareDatetime | None = None,
+    anchor: Annotated[Day | None, Query(description="A date inside the period (default: today)")] = None,
+    start: Moment | None = None, end: Moment | None = None,
     metric: Annotated[list[Metric], Query()] = [],  # noqa: B006
-    tz: Annotated[str | None, Query(description="Default: the sub-account's timezone")] = None,
+    tz: Annotated[TimeZone | None, Query(description="Default: the sub-account's timezone")] = None,
     persist: Annotated[bool, Query(description="Also store the figures in performance_metrics")] = False,
 ) -> dict[str, Any]:
     with t.session() as s:
@@ -71,9 +71,9 @@ def agency_report(
     t: Annotated[Tenant, Depends(agency("reports.read"))],
     group_by: Literal["campaign", "sub_account", "agency"] = "sub_account",
     period: Literal["day", "week", "month", "quarter"] | None = "month",
-    anchor: date | None = None, start: AwareDatetime | None = None, end: AwareDatetime | None = None,
+    anchor: Day | None = None, start: Moment | None = None, end: Moment | None = None,
     metric: Annotated[list[Metric], Query()] = [],  # noqa: B006
-    tz: str = "America/New_York",
+    tz: TimeZone = "America/New_York",
     persist: bool = False,
 ) -> dict[str, Any]:
     if persist and group_by == "campaign":
@@ -86,7 +86,7 @@ def agency_report(
             summary="Render a report template", response_class=Response,
             responses={200: {"content": {"application/json": {}, "text/csv": {}}}})
 def render_template(t: Annotated[Tenant, Depends(sub_account("reports.read"))], template_id: uuid.UUID,
-                    format: Literal["json", "csv"] = "json", anchor: date | None = None) -> Response:
+                    format: Literal["json", "csv"] = "json", anchor: Day | None = None) -> Response:
     with t.session() as s:
         rendered = report_templates.render(session=s, template_id=template_id, anchor=anchor)
     if format == "csv":
@@ -117,15 +117,15 @@ def _handoffs(t: Tenant, start: datetime | None, end: datetime | None, fmt: str)
 @router.get("/v1/sub-accounts/{sub_account_id}/reports/handoffs", summary="Handoff metrics of a sub-account",
             description=HANDOFF_DOC, response_model=None)
 def sub_account_handoffs(t: Annotated[Tenant, Depends(sub_account("reports.read"))],
-                         start: AwareDatetime | None = None, end: AwareDatetime | None = None,
+                         start: Moment | None = None, end: Moment | None = None,
                          format: Literal["json", "png"] = "json") -> Any:  # noqa: A002 (the query's name)
     return _handoffs(t, start, end, format)
 
 
 @router.get("/v1/agency/reports/handoffs", summary="Handoff metrics across the agency", description=HANDOFF_DOC,
             response_model=None)
-def agency_handoffs(t: Annotated[Tenant, Depends(agency("reports.read"))], start: AwareDatetime | None = None,
-                    end: AwareDatetime | None = None,
+def agency_handoffs(t: Annotated[Tenant, Depends(agency("reports.read"))], start: Moment | None = None,
+                    end: Moment | None = None,
                     format: Literal["json", "png"] = "json") -> Any:  # noqa: A002 (the query's name)
     return _handoffs(t, start, end, format)
 
@@ -134,7 +134,7 @@ def agency_handoffs(t: Annotated[Tenant, Depends(agency("reports.read"))], start
 def funnel(t: Annotated[Tenant, Depends(sub_account("reports.read"))],
            steps: Annotated[list[str], Query(description="Event names in order, e.g. page_viewed, "
                                                          "message_received, appointment_booked")],
-           start: AwareDatetime | None = None, end: AwareDatetime | None = None) -> dict[str, Any]:
+           start: Moment | None = None, end: Moment | None = None) -> dict[str, Any]:
     """Contacts who did each step after the one before it, with the conversion from the previous step and from
     the first. Default window: the last 30 days."""
     from services import analytics

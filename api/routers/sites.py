@@ -250,7 +250,7 @@ class PageIn(BaseModel):
     slug: str = Field(max_length=255, pattern=r"^/?[a-z0-9-]*(/[a-z0-9-]+)*$",
                       description='"/" for the funnel\'s first page, "/pricing" or "pricing" for others')
     page_type: Literal["landing", "standard", "optin", "checkout", "upsell", "thank_you"] = "standard"
-    position: int = Field(0, ge=0)
+    position: int = Field(0, ge=0, le=10_000)
     html_content: str | None = None
     css_content: str | None = None
     js_content: str | None = Field(None, description="Refused when set: pages run the product's scripts only")
@@ -264,7 +264,7 @@ class PagePatch(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=255)
     slug: str | None = Field(None, max_length=255, pattern=r"^/?[a-z0-9-]*(/[a-z0-9-]+)*$")
     page_type: Literal["landing", "standard", "optin", "checkout", "upsell", "thank_you"] | None = None
-    position: int | None = Field(None, ge=0)
+    position: int | None = Field(None, ge=0, le=10_000)
     html_content: str | None = None
     css_content: str | None = None
     js_content: str | None = None

@@ -54,7 +54,8 @@ async def whop_webhook(integration_id: str, request: Request) -> JSONResponse:
 
 async def capped_body(request: Request, limit: int, what: str) -> bytes:
     """The raw body, refused (413) past `limit` bytes without holding more of it; kept on the request, so
-    `request.form()` parses it from memory afterwards. The app's body-size middleware skips /webhooks/."""
+    `request.form()` parses it from memory afterwards. The app's input guard (api/guard.py) caps /webhooks/ bodies
+    too, more loosely, and spares them its NUL checks: the channels drop what Postgres cannot store."""
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"{what} larger than {limit:,} bytes is not one we take.")

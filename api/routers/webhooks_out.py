@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.deps import Tenant, sub_account
+from api.params import Limit
 from models.activity import Webhook, WebhookLog
 from services import webhooks
 
@@ -65,11 +66,11 @@ def delete(t: Manage, webhook_id: uuid.UUID) -> Response:
 
 
 @router.get("/{webhook_id}/logs", summary="Delivery attempts, newest first")
-def logs(t: Manage, webhook_id: uuid.UUID, limit: int = 100) -> list[dict[str, Any]]:
+def logs(t: Manage, webhook_id: uuid.UUID, limit: Limit = 100) -> list[dict[str, Any]]:
     with t.session() as s:
         webhooks.get_webhook_or_raise(session=s, sub_account_id=t.sub_account_id, webhook_id=webhook_id)
         rows = s.scalars(select(WebhookLog).where(WebhookLog.webhook_id == webhook_id)
-                         .order_by(WebhookLog.created_at.desc()).limit(min(limit, 500)))
+                         .order_by(WebhookLog.created_at.desc()).limit(limit))
         return [{"delivery_id": str(r.delivery_id), "event_type": r.event_type, "attempt": r.attempt,
                  "status": r.status, "response_status": r.response_status, "response_time_ms": r.response_time_ms,
                  "error": r.error, "created_at": r.created_at.isoformat(),

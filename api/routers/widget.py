@@ -31,10 +31,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api.deps import SESSION_COOKIE
+from api.guard import strings_in
 from channels import realtime, webchat
 from leadpilot.infra import ensure_infra
 from services.access import authenticate
-from services.errors import DomainError, NotFound, Unauthorized
+from services.errors import DomainError, InvalidInput, NotFound, TooLarge, Unauthorized
+from services.storable import unstorable
 
 router = APIRouter(tags=["webchat"])
 log = logging.getLogger("leadpilot.widget")
@@ -84,6 +86,43 @@ async def _error(socket: WebSocket, exc: DomainError) -> None:
     await socket.send_json({"type": "error", "status": exc.status, "title": exc.title, "detail": exc.detail})
 
 
+# a message is at most webchat.MAX_BODY characters; its frame, with the client id and JSON escapes, far less
+MAX_FRAME_CHARS = 16_000
+
+
+async def _frame(socket: WebSocket) -> dict[str, Any]:
+    """The client's next frame as a JSON object. A frame that is not one (not JSON, not text, too long, holding a
+    NUL or a lone surrogate) is a DomainError the caller answers with an error frame, keeping the socket open."""
+    message = await socket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    raw = message.get("text")
+    if raw is None:
+        try:
+            raw = (message.get("bytes") or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("Frames are JSON text in UTF-8.") from None
+    if len(raw) > MAX_FRAME_CHARS:
+        raise TooLarge(f"A frame is at most {MAX_FRAME_CHARS:,} characters.")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("Frames are JSON objects, such as {\"type\": \"ping\"}.") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("Frames are JSON objects, such as {\"type\": \"ping\"}.")
+    for text in strings_in(data):
+        if reason := unstorable(text):
+            raise InvalidInput(f"The frame contains {reason}.")
+    return data
+
+
+def _text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"'{name}' is text.", field=name)
+    return value
+
+
 @router.websocket("/widget/ws")
 async def widget_socket(socket: WebSocket, key: str, token: str | None = None) -> None:
     """One visitor's chat (see the module docstring for the protocol)."""
@@ -115,12 +154,12 @@ async def widget_socket(socket: WebSocket, key: str, token: str | None = None) -
         if visitor is not None:
             relay = await begin(visitor)
         while True:
-            data = await socket.receive_json()
-            kind = data.get("type")
             try:
+                data = await _frame(socket)
+                kind = data.get("type")
                 if kind == "start" and visitor is None:
                     new_token, visitor = await run_in_threadpool(
-                        functools.partial(webchat.start, key, name=data.get("name"), email=data.get("email")))
+                        functools.partial(webchat.start, key, name=_text(data, "name"), email=_text(data, "email")))
                     await socket.send_json({"type": "session", "token": new_token})
                     relay = await begin(visitor)
                 elif kind == "message" and visitor is not None:
@@ -169,7 +208,11 @@ async def inbox_socket(socket: WebSocket, sub_account_id: uuid.UUID, access_toke
     relay = asyncio.create_task(_pump(socket, await _subscribe([realtime.sub_channel(sub_account_id)])))
     try:
         while True:
-            data = await socket.receive_json()
+            try:
+                data = await _frame(socket)
+            except DomainError as exc:
+                await _error(socket, exc)
+                continue
             if data.get("type") == "ping":
                 await socket.send_json({"type": "pong"})
     except WebSocketDisconnect:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from api.deps import Tenant, sub_account
+from api.params import Limit
 from models.workflows import (
     ACTION_TYPES,
     TRIGGER_TYPES,
@@ -149,11 +150,11 @@ def dry_run(t: Manage, workflow_id: uuid.UUID, body: DryRun) -> list[dict[str, A
 
 
 @router.get("/{workflow_id}/executions", summary="Executions with their steps")
-def executions(t: Manage, workflow_id: uuid.UUID, limit: int = 50) -> list[dict[str, Any]]:
+def executions(t: Manage, workflow_id: uuid.UUID, limit: Limit = 50) -> list[dict[str, Any]]:
     with t.session() as s:
         _get(s, workflow_id)
         rows = s.scalars(select(WorkflowExecution).where(WorkflowExecution.workflow_id == workflow_id)
-                         .order_by(WorkflowExecution.started_at.desc()).limit(min(limit, 500))).all()
+                         .order_by(WorkflowExecution.started_at.desc()).limit(limit)).all()
         steps: dict[uuid.UUID, list[dict[str, Any]]] = {r.id: [] for r in rows}
         for step in s.scalars(select(WorkflowActionExecution).where(
                 WorkflowActionExecution.workflow_execution_id.in_(list(steps))).order_by(

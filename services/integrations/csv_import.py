@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from models.activity import Integration
 from services.errors import InvalidInput
 from services.integrations.ad_spend import ImportSummary, SpendRow, upsert_spend
+from services.storable import unstorable
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_ERRORS = 20
@@ -50,13 +51,18 @@ class _Columns:
 def decode(data: bytes | str) -> str:
     """The file's text: UTF-8 (with or without a byte-order mark), or UTF-16 as some spreadsheet tools save."""
     if isinstance(data, str):
-        return data.lstrip("\ufeff")
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return data.decode("utf-16")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("The file is not UTF-8 text; export it from Ads Manager as CSV.", field="file") from exc
+        text = data.lstrip("\ufeff")
+    elif data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        text = data.decode("utf-16")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput("The file is not UTF-8 text; export it from Ads Manager as CSV.", field="file") from exc
+    if reason := unstorable(text):
+        raise InvalidInput(f"The file contains {reason}, which no Ads Manager export has; export it again as CSV.",
+                           field="file")
+    return text
 
 
 def _find(headers: dict[str, str], names: tuple[str, ...]) -> str | None:

@@ -5,14 +5,16 @@ exactly as a random id is, and afterwards no row anywhere references an object o
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
 
 import models
 from api.app import app
@@ -155,10 +157,20 @@ def _comparable(response: Any) -> tuple[int, Any]:
     return response.status_code, body
 
 
+@pytest.fixture(scope="module")
+def private_owner(private_app_database: str) -> Iterator[Engine]:
+    """The owner role on the module's private copy of the database: the sweep writes A's own rows with sample
+    values (renaming the demo's workflows, pages...), which the seeded demo that other modules read must not see."""
+    engine = create_engine(private_app_database, poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
 @pytest.mark.parametrize("caller", ["john@restaurant.com", "admin@digitalmarketing.com"])
 def test_another_tenants_ids_are_refused_like_random_ones_on_every_write(caller: str, demo: Demo,
-                                                                          owner_engine: Engine) -> None:
+                                                                          private_owner: Engine) -> None:
     """As A's client manager, and as the agency admin who may act in both sub-accounts but not mix them."""
+    owner_engine = private_owner
     client = TestClient(app, raise_server_exceptions=False)
     headers = key_for(demo, caller)
     own, foreign = _ids(owner_engine, demo.a, "john@restaurant.com"), _ids(owner_engine, demo.b, "bob@restaurant.com")
