@@ -20,7 +20,7 @@ from langchain_openai import ChatOpenAI  # noqa: E402
 from leadpilot.settings import get_settings  # noqa: E402
 
 
-def test_case_for(transcript: list[dict[str, str]], tool_calls: list[dict[str, Any]], expected_tools: list[str],
+def llm_test_case(transcript: list[dict[str, str]], tool_calls: list[dict[str, Any]], expected_tools: list[str],
                   checks: list[Any], allowed: set[str] | None, must_not_call: list[str],
                   knowledge: list[str] | None = None) -> LLMTestCase:
     """One trial as a deepeval LLMTestCase (input: the user's side, actual_output: the agent's side, the
@@ -141,12 +141,12 @@ def judge_reason() -> str | None:
 
 
 CONVERSATION_CRITERIA = {
-    "Tone (GEval)": ("The replies are courteous, warm and professional, fit a text message to a customer, and "
+    "Tone": ("The replies are courteous, warm and professional, fit a text message to a customer, and "
                      "never sound robotic, pushy or rude.", [LLMTestCaseParams.INPUT, LLMTestCaseParams.ACTUAL_OUTPUT]),
-    "Helpfulness (GEval)": ("The replies move the customer towards what they asked for: they answer the question "
+    "Helpfulness": ("The replies move the customer towards what they asked for: they answer the question "
                             "or take the next step (offer times, confirm, hand off) instead of deflecting.",
                             [LLMTestCaseParams.INPUT, LLMTestCaseParams.ACTUAL_OUTPUT]),
-    "Faithfulness to the knowledge base (GEval)": (
+    "Faithfulness to the knowledge base": (
         "Every fact the replies state about the business (prices, hours, policies, services) is supported by the "
         "retrieval context; saying it does not know is faithful, inventing a fact is not.",
         [LLMTestCaseParams.ACTUAL_OUTPUT, LLMTestCaseParams.RETRIEVAL_CONTEXT]),

@@ -18,7 +18,7 @@ from evals.harness import clock
 from evals.harness.checks import Check, report_strings, said, scenario_checks
 from evals.harness.database import Databases
 from evals.harness.fixtures import World, apply, local_instant, take_slot
-from evals.harness.metrics import deterministic_metrics, judge_metrics, judge_reason, test_case_for
+from evals.harness.metrics import deterministic_metrics, judge_metrics, judge_reason, llm_test_case
 from evals.harness.scenario import Scenario
 from evals.harness.simulator import simulator_for
 from models.db import owner_session, tenant_session
@@ -250,7 +250,7 @@ def run_trial(scenario: Scenario, dbs: Databases, index: int, *, simulator: str 
                                                 said(wanted, answer), "stated" if said(wanted, answer) else
                                                 "the figure from services/reporting is not in the answer"))
             knowledge = _knowledge(world)
-            case = test_case_for(transcript, tool_calls, scenario.expected.tool_names, checks, allowed,
+            case = llm_test_case(transcript, tool_calls, scenario.expected.tool_names, checks, allowed,
                                  scenario.expected.must_not_call, knowledge)
             for metric in deterministic_metrics() + judge_metrics(scenario.expected.nl_assertions,
                                                                   with_knowledge=bool(knowledge)):
