@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
     eval_user_model: str | None = None  # the evals' simulated user (default: openai_model)
+    eval_judge_model: str | None = None  # the evals' GEval judge (default: openai_model)
     embedding_model: str = "all-MiniLM-L6-v2"
 
     twilio_account_sid: str | None = None

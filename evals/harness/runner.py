@@ -18,7 +18,7 @@ from evals.harness import clock
 from evals.harness.checks import Check, report_strings, said, scenario_checks
 from evals.harness.database import Databases
 from evals.harness.fixtures import World, apply, local_instant, take_slot
-from evals.harness.metrics import deterministic_metrics, judge_metrics, test_case_for
+from evals.harness.metrics import deterministic_metrics, judge_metrics, judge_reason, llm_test_case
 from evals.harness.scenario import Scenario
 from evals.harness.simulator import simulator_for
 from models.db import owner_session, tenant_session
@@ -42,6 +42,7 @@ class Trial:
     error: str | None = None
     seconds: float = 0.0
     split: str = "core"
+    case: Any = field(default=None, repr=False, compare=False)  # the deepeval LLMTestCase (not in reports)
 
     def why(self) -> str:
         """Why the trial failed, in one line."""
@@ -260,18 +261,37 @@ def run_trial(scenario: Scenario, dbs: Databases, index: int, *, simulator: str 
                             checks.append(Check(f"report {check.kind} {check.metric or ''}: {wanted}",
                                                 said(wanted, answer), "stated" if said(wanted, answer) else
                                                 "the figure from services/reporting is not in the answer"))
-            case = test_case_for(transcript, tool_calls, scenario.expected.tool_names, checks, allowed,
-                                 scenario.expected.must_not_call)
-            for metric in deterministic_metrics() + judge_metrics(scenario.expected.nl_assertions):
+            knowledge = _knowledge(world)
+            case = llm_test_case(transcript, tool_calls, scenario.expected.tool_names, checks, allowed,
+                                 scenario.expected.must_not_call, knowledge)
+            for metric in deterministic_metrics() + judge_metrics(scenario.expected.nl_assertions,
+                                                                  with_knowledge=bool(knowledge)):
                 metric.measure(case)
                 metrics.append({"name": metric.__name__, "score": metric.score, "success": metric.is_successful(),
                                 "reason": metric.reason})
+            skipped = judge_reason()
+            if skipped:
+                metrics.append({"name": "Tone, helpfulness, faithfulness (GEval)", "score": None, "success": None,
+                                "skipped": skipped, "reason": skipped})
     except Exception:
         error = traceback.format_exc(limit=6)
-    passed = error is None and all(c.passed for c in checks) and all(m["success"] for m in metrics)
+    passed = error is None and all(c.passed for c in checks) and all(m["success"] for m in metrics
+                                                                     if not m.get("skipped"))
     return Trial(scenario.id, scenario.capability, index, passed, transcript, _json(tool_calls),
                  [{"name": c.name, "passed": c.passed, "reason": c.reason} for c in checks], metrics, diff, error,
-                 round(time.perf_counter() - started, 3), scenario.split)
+                 round(time.perf_counter() - started, 3), scenario.split, case)
+
+
+def _knowledge(world: World) -> list[str]:
+    """What the agent may answer from (its knowledge base's entries), the retrieval context of faithfulness."""
+    if world.agent_id is None:
+        return []
+    with tenant_session(world.scope) as session:
+        rows = session.execute(text(
+            "SELECT t.question, t.answer FROM training_data t JOIN knowledge_bases k ON k.id = t.knowledge_base_id "
+            "WHERE k.ai_agent_id = :a AND t.deleted_at IS NULL ORDER BY t.chunk_index LIMIT 60"),
+            {"a": world.agent_id}).all()
+    return [f"{q}\n{a}" if q else a for q, a in rows]
 
 
 def run_suite(scenarios: list[Scenario], *, k: int, dbs: Databases, simulator: str = "scripted",
