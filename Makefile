@@ -18,8 +18,8 @@ install: $(STAMP)
 run: install            ## start Postgres+pgvector and Redis (embedded), migrate, seed the demo, serve API + worker
 	$(BIN)/leadpilot run
 
-test: install           ## the whole suite: unit, integration (real Postgres + Redis), browser, offline evals
-	$(PYTEST) -q
+test: install           ## the whole suite: unit, integration (real Postgres + Redis), browser, faults, evals
+	$(PYTEST) -q -n 2 --dist loadfile  # two processes, a test file each at a time (own databases, own Redis db)
 
 test-unit: install
 	$(PYTEST) -q -m "not integration and not browser and not evals"

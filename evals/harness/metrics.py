@@ -134,9 +134,13 @@ class ProviderJudge(DeepEvalBaseLLM):  # type: ignore[misc]
 
 
 def judge_reason() -> str | None:
-    """Why the LLM-judged metrics do not run here, or None when a judge model is configured."""
-    if not get_settings().openai_base_url:
-        return "no judge model: set OPENAI_BASE_URL (and OPENAI_API_KEY, EVAL_JUDGE_MODEL) to run GEval"
+    """Why the LLM-judged metrics do not run here, or None when a judge model is configured: EVAL_JUDGE_MODEL on
+    the endpoint at OPENAI_BASE_URL, or the agent itself on it (LLM_PROVIDER=openai, judged by OPENAI_MODEL). An
+    endpoint that only plays the simulated user is not taken for a judge."""
+    settings = get_settings()
+    if not settings.openai_base_url or not (settings.eval_judge_model or settings.llm_provider == "openai"):
+        return ("no judge model: set OPENAI_BASE_URL and EVAL_JUDGE_MODEL (or LLM_PROVIDER=openai) to run GEval "
+                "tone, helpfulness and faithfulness")
     return None
 
 

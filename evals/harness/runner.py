@@ -232,6 +232,7 @@ def run_trial(scenario: Scenario, dbs: Databases, index: int, *, simulator: str 
     metrics: list[dict[str, Any]] = []
     diff: dict[str, list[dict[str, Any]]] = {}
     error = None
+    case = None
     at = scenario.initial_state.clock
     try:
         with dbs.trial(isolation_group(scenario)), clock.frozen(at):

@@ -49,6 +49,7 @@ def judge(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(get_settings(), "openai_base_url", f"http://127.0.0.1:{server.server_port}/v1")
+    monkeypatch.setattr(get_settings(), "eval_judge_model", "judge-model")
     _Judge.prompts = []
     yield
     server.shutdown()
@@ -63,6 +64,10 @@ def test_without_a_judge_the_llm_metrics_are_skipped_with_the_reason(monkeypatch
     monkeypatch.setattr(get_settings(), "openai_base_url", None)
     assert judge_metrics([], with_knowledge=True) == []
     assert "OPENAI_BASE_URL" in (judge_reason() or "")
+    monkeypatch.setattr(get_settings(), "openai_base_url", "http://127.0.0.1:9/v1")  # a user simulator only
+    monkeypatch.setattr(get_settings(), "llm_provider", "local")
+    monkeypatch.setattr(get_settings(), "eval_judge_model", None)
+    assert judge_metrics([], with_knowledge=True) == [] and judge_reason() is not None
 
 
 def test_geval_judges_tone_helpfulness_and_faithfulness(judge: None) -> None:
