@@ -14,7 +14,7 @@ os.environ.setdefault("DEEPEVAL_UPDATE_WARNING_OPT_IN", "NO")
 
 from deepeval.metrics import BaseMetric, GEval  # noqa: E402  (after the telemetry switches above)
 from deepeval.models import DeepEvalBaseLLM  # noqa: E402
-from deepeval.test_case import LLMTestCase, LLMTestCaseParams, ToolCall  # noqa: E402
+from deepeval.test_case import LLMTestCase, SingleTurnParams, ToolCall  # noqa: E402
 from langchain_openai import ChatOpenAI  # noqa: E402
 
 from leadpilot.settings import get_settings  # noqa: E402
@@ -146,14 +146,14 @@ def judge_reason() -> str | None:
 
 CONVERSATION_CRITERIA = {
     "Tone": ("The replies are courteous, warm and professional, fit a text message to a customer, and "
-                     "never sound robotic, pushy or rude.", [LLMTestCaseParams.INPUT, LLMTestCaseParams.ACTUAL_OUTPUT]),
+                     "never sound robotic, pushy or rude.", [SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT]),
     "Helpfulness": ("The replies move the customer towards what they asked for: they answer the question "
                             "or take the next step (offer times, confirm, hand off) instead of deflecting.",
-                            [LLMTestCaseParams.INPUT, LLMTestCaseParams.ACTUAL_OUTPUT]),
+                            [SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT]),
     "Faithfulness to the knowledge base": (
         "Every fact the replies state about the business (prices, hours, policies, services) is supported by the "
         "retrieval context; saying it does not know is faithful, inventing a fact is not.",
-        [LLMTestCaseParams.ACTUAL_OUTPUT, LLMTestCaseParams.RETRIEVAL_CONTEXT]),
+        [SingleTurnParams.ACTUAL_OUTPUT, SingleTurnParams.RETRIEVAL_CONTEXT]),
 }
 
 
@@ -166,8 +166,8 @@ def judge_metrics(nl_assertions: list[str], *, with_knowledge: bool) -> list[Bas
     metrics = [GEval(name=name, criteria=criteria, evaluation_params=params, model=judge, threshold=0.5,
                      async_mode=False)
                for name, (criteria, params) in CONVERSATION_CRITERIA.items()
-               if with_knowledge or LLMTestCaseParams.RETRIEVAL_CONTEXT not in params]
+               if with_knowledge or SingleTurnParams.RETRIEVAL_CONTEXT not in params]
     metrics += [GEval(name=f"nl: {a[:40]}", criteria=a, model=judge, threshold=0.5, async_mode=False,
-                      evaluation_params=[LLMTestCaseParams.INPUT, LLMTestCaseParams.ACTUAL_OUTPUT])
+                      evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT])
                 for a in nl_assertions]
     return metrics
