@@ -367,3 +367,46 @@ def test_trials_with_a_business_of_their_own_share_one_database(tmp_path: Path) 
     del reading["initial_state"]["business"], reading["initial_state"]["data"]
     reading["initial_state"]["user_email"] = "john@restaurant.com"
     assert isolation_group(_scenario(tmp_path, reading)) == "read-only"
+
+
+def test_the_world_moves_mid_conversation_and_the_clock_waits(tmp_path: Path, run: Any) -> None:
+    """`take_slot`: someone else books the offered time between the offer and the answer, so the lead cannot
+    have it; `advance_clock`: two days and an hour later "today" is Friday 10:00, and its first bookable time
+    is noon (the calendar's two hours' notice)."""
+    taken = _variant("format-taken", ["I would like to book an appointment on Friday",
+                                      {"action": "take_slot", "slot": "{offer[0]}"}, {"say": "{offer[0]} works"}], {
+        "db": [{"entity": "appointment", "where": {"start": "2026-11-27 07:00"}, "count": 0}],
+        "must_say": ["re:(?:taken|no longer available|isn't available|not available)"]})
+    checks = _outcome(tmp_path, run, taken)
+    assert all(checks.values()), checks
+    wrong = copy.deepcopy(taken)
+    wrong["id"], wrong["expected"]["db"][0]["count"] = "format-taken-wrong", 1
+    assert not _outcome(tmp_path, run, wrong)["db: 1 appointment where {'start': '2026-11-27 07:00'}"]
+    later = _variant("format-later", [{"action": "advance_clock", "minutes": 2 * 24 * 60 + 60},
+                                      "I would like to book an appointment today", {"say": "{offer[0]} works"}],
+                     {"db": [{"entity": "appointment", "where": {"start": "2026-11-27 12:00"}, "count": 1}]})
+    moved = run(_scenario(tmp_path, later))  # Fri 10:00 local + 120 min notice: 12:00 is the first
+    assert moved.passed, (moved.why(), moved.transcript)
+
+
+def test_a_handoff_is_checked_by_its_reason(tmp_path: Path, run: Any) -> None:
+    person = ["I want to talk to a real person please"]
+    assert _outcome(tmp_path, run, _variant("format-human", person, {"handoff": "human_requested"})) == {
+        "handoff: human_requested": True, "tool permission": True}
+    assert _outcome(tmp_path, run, _variant("format-human-not", person, {"handoff": "negative_sentiment"}))[
+        "handoff: negative_sentiment"] is False
+
+
+def test_the_scripted_user_answers_only_what_it_is_asked(tmp_path: Path) -> None:
+    """It says its next line unless the agent's message matches an answer's `when`; a fact is given only then,
+    once, and never ahead of the question."""
+    from evals.harness.simulator import ScriptedUser
+
+    raw = copy.deepcopy(PLUMBER)
+    raw["user"] = {"goal": "Book.", "known_facts": {"suburb": "Manly", "kind": "house"},
+                   "turns": ["need a plumber", "friday is best"],
+                   "answers": [{"when": "house or a unit", "say": "a {kind}"}, {"when": "suburb", "say": "{suburb}"}]}
+    user = ScriptedUser(_scenario(tmp_path, raw))
+    said = [user.next(""), user.next("Sure! What day suits you?"), user.next("Is it a house or a unit?"),
+            user.next("Is it a house or a unit?"), user.next("Which suburb are you in?")]
+    assert [s.say if s else None for s in said] == ["need a plumber", "friday is best", "a house", None, "Manly"]
