@@ -31,8 +31,9 @@ def test_two_hundred_other_knowledge_bases_never_leak_into_a_search(scoped, demo
     """Other sub-accounts hold exact copies of A's best answers (identical vectors, better text matches):
     a search in A still returns only A's rows, with or without the iterative scan finding them."""
     session = scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
-    ours = session.scalars(select(TrainingData).where(TrainingData.status == "approved")
-                           .order_by(TrainingData.chunk_index).limit(5)).all()
+    ours = session.scalars(select(TrainingData).where(  # the seeded FAQ's pairs, not a document another test added
+        TrainingData.status == "approved", TrainingData.question.is_not(None), TrainingData.source_id.is_not(None),
+        TrainingData.deleted_at.is_(None)).order_by(TrainingData.chunk_index, TrainingData.id).limit(5)).all()
     copies = [{"question": r.question, "answer": r.answer, "embedding": r.embedding, "category": r.category}
               for r in ours]
     apply_scope(session, TenantScope(agency_id=demo.agency_id))
