@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+from evals.harness.database import point_process_at
 from leadpilot.settings import PROJECT_ROOT
 from tests import dbutil
 
@@ -221,34 +220,6 @@ def app_url_for(owner_url: str) -> str:
 
 
 
-def _forget_engines() -> None:
-    """Drop the process's cached settings, engines and answers, so the next use reads DATABASE_URL again."""
-    from leadpilot.settings import get_settings
-    from models import db
-    from services import subscribers
-
-    for cached in (db.get_owner_engine, db.get_app_engine):
-        if cached.cache_info().currsize:
-            cached().dispose()
-        cached.cache_clear()
-    db._app_sessionmaker.cache_clear()
-    if "channels.sms_store" in sys.modules:  # the SMS writers' own engine
-        writers = sys.modules["channels.sms_store"]._engine
-        if writers.cache_info().currsize:
-            writers().dispose()
-        writers.cache_clear()
-    if "agents.checkpoint" in sys.modules:  # the LangGraph checkpointer's pool, and each thread's saver over it
-        checkpoint = sys.modules["agents.checkpoint"]
-        if checkpoint._pool.cache_info().currsize:
-            checkpoint._pool().close()
-        checkpoint._pool.cache_clear()
-        checkpoint._local = threading.local()
-    if "agents.lead.runner" in sys.modules:  # each thread's compiled lead graph holds its saver
-        sys.modules["agents.lead.runner"]._local = threading.local()
-    get_settings.cache_clear()
-    subscribers.forget()
-
-
 @pytest.fixture(scope="module")
 def private_app_database(server_url: str, request: pytest.FixtureRequest, owner_engine: Engine,
                          app_engine: Engine) -> Iterator[str]:
@@ -260,8 +231,7 @@ def private_app_database(server_url: str, request: pytest.FixtureRequest, owner_
     name = name[:63]
     url = dbutil.create_database(server_url, name, template=dbutil.TEMPLATE_DB)
     previous = os.environ["DATABASE_URL"]
-    os.environ["DATABASE_URL"] = url
-    _forget_engines()
+    point_process_at(url)
     try:
         yield url
     finally:
@@ -270,6 +240,5 @@ def private_app_database(server_url: str, request: pytest.FixtureRequest, owner_
         from workers.app import celery_app
 
         celery_app.control.purge()
-        os.environ["DATABASE_URL"] = previous
-        _forget_engines()
+        point_process_at(previous)
         dbutil.drop_database(server_url, name)

@@ -6,6 +6,7 @@ the order of scenarios cannot change a result."""
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,13 +102,17 @@ def _with_checkpoint_tables(url: str) -> None:
 
 
 def point_process_at(url: str | None) -> None:
-    """Make every cached engine, pool and graph of this process use the database at `url` (None: unset)."""
+    """Make every cached engine, pool and graph of this process use the database at `url` (None: unset): the
+    settings, both engines and the session maker, the SMS writers' engine, the checkpointer's pool and every
+    thread's saver and lead graph over it, and the remembered "is anyone listening" answers."""
     from agents import checkpoint
     from agents.lead import runner
+    from channels import sms_store
     from leadpilot.settings import get_settings
     from models import db
+    from services import subscribers
 
-    for cached in (db.get_owner_engine, db.get_app_engine):
+    for cached in (db.get_owner_engine, db.get_app_engine, sms_store._engine):
         if cached.cache_info().currsize:
             cached().dispose()
         cached.cache_clear()
@@ -115,13 +120,14 @@ def point_process_at(url: str | None) -> None:
     if checkpoint._pool.cache_info().currsize:
         checkpoint._pool().close()
     checkpoint._pool.cache_clear()
-    for local in (checkpoint._local, runner._local):
-        local.__dict__.clear()
+    checkpoint._local = threading.local()  # every thread's saver, not only this one's
+    runner._local = threading.local()
     if url is None:
         os.environ.pop("DATABASE_URL", None)
     else:
         os.environ["DATABASE_URL"] = url
     get_settings.cache_clear()
+    subscribers.forget()
 
 
 @dataclass

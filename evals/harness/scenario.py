@@ -513,12 +513,7 @@ class ScenarioError(ValueError):
 
 def load_scenario(path: Path) -> Scenario:
     """Read and validate one scenario file."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{path}: a scenario is a mapping with id, capability, user, expected")
+    raw = _mapping(path, "a scenario is a mapping with id, capability, user, expected")
     business = (raw.get("initial_state") or {}).get("business") if isinstance(raw.get("initial_state"), dict) else None
     if isinstance(business, str):  # the name of a shared business file: <an enclosing folder>/businesses/<name>.yaml
         raw["initial_state"]["business"] = _shared_business(path, business)
@@ -530,17 +525,22 @@ def load_scenario(path: Path) -> Scenario:
     return scenario
 
 
+def _mapping(path: Path, shape: str) -> dict[str, Any]:
+    """A YAML file that holds one mapping, or a ScenarioError naming the file."""
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ScenarioError(f"{path}: {shape}")
+    return loaded
+
+
 def _shared_business(path: Path, name: str) -> dict[str, Any]:
     for folder in path.resolve().parents:
         candidate = folder / "businesses" / f"{name}.yaml"
         if candidate.is_file():
-            try:
-                loaded = yaml.safe_load(candidate.read_text())
-            except yaml.YAMLError as exc:
-                raise ScenarioError(f"{candidate}: not valid YAML: {exc}") from exc
-            if not isinstance(loaded, dict):
-                raise ScenarioError(f"{candidate}: a business is a mapping (name, vertical, timezone, ...)")
-            return loaded
+            return _mapping(candidate, "a business is a mapping (name, vertical, timezone, ...)")
     raise ScenarioError(f"{path}: initial_state.business: no businesses/{name}.yaml in any enclosing folder")
 
 
