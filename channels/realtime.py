@@ -1,9 +1,10 @@
 """Realtime fan-out: every new message, status change and typing signal is published on Redis once its
 transaction has committed, and every API process relays it to the inbox and widget websockets it holds.
 
-Two kinds of Redis channel: `lp:rt:sub:<sub_account_id>` (the staff inbox of a sub-account sees everything)
-and `lp:rt:conv:<conversation_id>` (a lead's widget sees only what the lead may see: no drafts awaiting
-approval, no internal notes)."""
+Two kinds of Redis channel: `lp:rt:<db>:sub:<sub_account_id>` (the staff inbox of a sub-account sees
+everything) and `lp:rt:<db>:conv:<conversation_id>` (a lead's widget sees only what the lead may see: no drafts
+awaiting approval, no internal notes). Redis pub/sub ignores the database number, so the channel names carry
+it: two installations sharing one Redis server on different databases never hear each other."""
 
 from __future__ import annotations
 
@@ -26,17 +27,22 @@ HIDDEN_FROM_LEAD = ("draft", "pending_approval", "discarded")
 
 def sub_channel(sub_account_id: uuid.UUID | str) -> str:
     """The Redis channel of a sub-account's inbox."""
-    return f"lp:rt:sub:{sub_account_id}"
+    return f"{_prefix(ensure_infra().redis_url)}sub:{sub_account_id}"
 
 
 def conversation_channel(conversation_id: uuid.UUID | str) -> str:
     """The Redis channel of one conversation as its lead sees it."""
-    return f"lp:rt:conv:{conversation_id}"
+    return f"{_prefix(ensure_infra().redis_url)}conv:{conversation_id}"
 
 
 @lru_cache
 def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
+
+
+@lru_cache
+def _prefix(url: str) -> str:
+    return f"lp:rt:{_client(url).connection_pool.connection_kwargs.get('db', 0)}:"
 
 
 def publish(channels: list[str], event: dict[str, Any]) -> None:

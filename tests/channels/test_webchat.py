@@ -7,11 +7,14 @@ import uuid
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
 from api.app import app
+from channels import realtime
+from leadpilot.infra import ensure_infra
 from models.conversations import Channel, Message, OutboxEvent
 from models.crm import Contact
 from models.db import TenantScope, owner_session, tenant_session
@@ -135,3 +138,22 @@ def test_a_message_is_bounded_and_its_nul_bytes_dropped(widget_key: str) -> None
     ack = webchat.say(visitor, "table\x00 for two?", "nul")
     with owner_session() as session:
         assert session.get(Message, uuid.UUID(ack["id"])).body == "table for two?"
+
+
+def test_installations_sharing_a_redis_server_on_other_databases_never_hear_each_other(demo: Demo) -> None:
+    """Redis pub/sub ignores the database number: the channel names carry it, so an inbox on database 1 does
+    not see the messages of a copy of the same sub-account on database 2 (two test processes, two stagings)."""
+    url = ensure_infra().redis_url
+    base, db = url.rsplit("/", 1)
+    other = f"{base}/{15 if int(db) != 15 else 14}"
+    ours = realtime.sub_channel(demo.a)
+    theirs = f"{realtime._prefix(other)}sub:{demo.a}"
+    assert ours != theirs
+    listener = redis.Redis.from_url(url).pubsub()
+    listener.subscribe(ours)
+    assert listener.get_message(timeout=2)["type"] == "subscribe"
+    redis.Redis.from_url(other).publish(theirs, "{}")
+    assert listener.get_message(timeout=0.5) is None
+    realtime.publish([ours], {"type": "ping"})
+    assert listener.get_message(timeout=2)["data"] == b'{"type": "ping"}'
+    listener.close()
