@@ -116,7 +116,7 @@ _HINT = re.compile(rf"\d|\b(?:{_DAY}|{_MONTHS}|{_TOMORROW}|today|tonight|tonite|
                    r"finde|semana|noon|midday|midnight|mediodia|medianoche|morning|afternoon|arvo|evening|night|"
                    r"lunch|tarde|noche|madrugada|pasado|dia|same time|misma hora|earlier|later|temprano|antes|"
                    r"despues|primera hora|hora|comer|after work|fortnight|"
-                   + "|".join(w for w in _NUMBERS if _NUMBERS[w] > 1) + r")\b")
+                   + _HOURWORD + ")")  # stems: "weekend", "evenings", "mornings" pass too
 
 # numbers that are never times or days (masked before anything reads digits)
 _NOISE = [re.compile(p) for p in (
@@ -149,7 +149,7 @@ _DURATION = re.compile(rf"\b(?:{_NUM}|half an?|media)(?:\s*(?:-|to|or|a|o)\s*\d+
 _SPAN_OF_DAYS = re.compile(r"\b\d+\s*(?:days?|weeks?|dias|semanas?)\b")
 _IN_DAYS = re.compile(rf"\b(?:(?:in|dentro de|en)\s+(?P<n>{_NUM})\s*(?P<u>days?|weeks?|dias|semanas?)|"
                       rf"(?P<n2>{_NUM})\s*(?P<u2>days?|weeks?)\s+from\s+(?:now|today)|"
-                      r"(?P<fortnight>in a fortnight|in a couple of weeks|the week after next))\b")
+                      r"(?P<fortnight>in a fortnight|in a couple of weeks))\b")
 _DATE_WORDS = re.compile(rf"\b(?:el\s+)?(?:(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+|de\s+)?(?:{_MONTHS})\b\.?)|"
                          rf"(?:(?:{_MONTHS})\b\.?\s+(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?\b))"
                          r"(?:,?\s+(?:de(?:l)?\s+)?\d{4}\b)?")
@@ -219,7 +219,7 @@ _CLOCK_RANGE = re.compile(
     r"(?P<h2>\d{1,2})(?::(?P<m2>\d{2}))?(?![\d:/])\s?(?P<mer2>[ap]\.?m\b\.?|[ap]\b)?")
 _CLOCK = re.compile(
     rf"(?<![\d:/.,])\b(?:(?P<noon>(?:12\s+)?(?:noon|midday|midnight)|(?:el\s+|al\s+|a\s+)?(?:mediodia|medianoche))|"
-    rf"(?P<h>\d{{1,2}}|{_HOURWORD})(?:(?P<sep>[:.h])(?P<m>\d{{2}}))?(?![\d/])(?!\s*(?:st|nd|rd|th)\b)"
+    rf"(?P<h>\d{{1,2}}|{_HOURWORD})(?:(?P<sep>[:.h])?(?P<m>\d{{2}}))?(?![\d/])(?!\s*(?:st|nd|rd|th)\b)"
     r"(?:\s?(?P<mer>[ap]\.?m\b\.?)|(?P<mer1>[ap])\b|(?P<hh>h|hs|hrs)\b)?)")
 _MINUTES_BEFORE = re.compile(r"(?:(?P<q>quarter|half|\d{1,2})(?:\s+minutes?)?\s+(?P<dir>past|after|to|til)|"
                              r"(?P<half>half))\s+$")
@@ -227,7 +227,7 @@ _MINUTES_AFTER = re.compile(r"^(?:\s+y\s+(?P<plus>media|cuarto|\d{1,2})|\s+menos
                             r"\s*(?:o'?clock|en\s+punto))+")
 _MERIDIAN_AFTER = re.compile(r"^\s+(?:(?:de|por|en)\s+la\s+(?P<es>manana|tarde|noche|madrugada)|"
                              r"in\s+the\s+(?P<en>morning|afternoon|evening)|at\s+night(?P<night>)|del\s+mediodia(?P<md>))")
-_TRIGGER = re.compile(r"(?:\b(?P<word>at|around|about|approx\.?|by|from|after|before|until|till|til|since|"
+_TRIGGER = re.compile(r"(?:\b(?P<word>at|to|around|about|approx\.?|by|from|after|before|until|till|til|since|"
                       r"no\s+later\s+than|sobre\s+las?|hacia\s+las?|a\s+eso\s+de\s+las?|a\s+las?|las?|desde\s+las?|"
                       r"a\s+partir\s+de\s+las?|a\s+partir\s+del|antes\s+de\s+las?|antes\s+del|despues\s+de\s+las?|"
                       r"despues\s+del|hasta\s+las?|hasta\s+el|any\s*time\s+after|any\s*time\s+before)|(?P<at>@))\s*$")
@@ -376,7 +376,8 @@ def _shift(r: _Reader) -> int | None:
     return None
 
 
-def _dates(r: _Reader, now: datetime, languages: tuple[str, ...], day_first: bool | None) -> list[tuple[int, date, date]]:
+def _dates(r: _Reader, now: datetime, languages: tuple[str, ...],
+           day_first: bool | None) -> list[tuple[int, date, date]]:
     """Calendar dates with a month name or digits, read by dateparser; today counts, a past date is next year's."""
     found: list[tuple[int, date, date]] = []
     spanish = "es" in languages and (languages[0] == "es" or bool(_SPANISH.search(r.s)))
@@ -397,7 +398,7 @@ def _week_range(kind: str, today: date) -> tuple[date, date]:
     monday = today - timedelta(days=today.weekday())
     next_monday = monday + timedelta(days=7)
     friday, sunday = monday + timedelta(days=4), monday + timedelta(days=6)
-    saturday = max(today, monday + timedelta(days=5))
+    saturday, tomorrow = max(today, monday + timedelta(days=5)), today + timedelta(days=1)
     ranges = {
         "early_next": (next_monday, next_monday + timedelta(days=2)),
         "late_next": (next_monday + timedelta(days=3), next_monday + timedelta(days=4)),
@@ -405,7 +406,7 @@ def _week_range(kind: str, today: date) -> tuple[date, date]:
         "week_after_next": (next_monday + timedelta(days=7), next_monday + timedelta(days=13)),
         "next_weekend": (next_monday + timedelta(days=5), next_monday + timedelta(days=6)),
         "weekend": (saturday, sunday),
-        "later_week": (min(today + timedelta(days=1), sunday), friday if today + timedelta(days=1) <= friday else sunday),
+        "later_week": (min(tomorrow, sunday), friday if tomorrow <= friday else sunday),
         "end_week": (max(today, monday + timedelta(days=3)), friday if today <= friday else sunday),
         "this_week": (today, sunday),
     }
@@ -472,13 +473,16 @@ def _clock(m: re.Match[str], r: _Reader) -> _Clock | None:
     s = r.s
     if m["noon"]:
         midnight = "midnight" in m["noon"] or "medianoche" in m["noon"]
-        hour, minute, meridian = (0, 0, "am") if midnight else (12, 0, "pm")
+        hour, minute = (0, 0) if midnight else (12, 0)
+        meridian: str | None = "am" if midnight else "pm"
         explicit = True
     else:
         hour = int(m["h"]) if m["h"].isdigit() else _NUMBERS[m["h"]]
         minute = int(m["m"] or 0)
         meridian = _mer(m["mer"] or m["mer1"])
         explicit = bool(meridian or m["sep"] == ":" or m["hh"] or m["sep"] == "h")
+        if m["m"] and not m["sep"] and not meridian:
+            return None  # "930am" is a time, "1530" too ambiguous
         if hour > 23 or minute > 59 or (m["sep"] == "." and not meridian and hour > 12):
             return None
     words = not m["noon"] and not m["h"].isdigit()
@@ -517,6 +521,11 @@ def _clock(m: re.Match[str], r: _Reader) -> _Clock | None:
     accepted = explicit or trigger or _NEXT_TO_DAY.search(s[:start]) or _ACCEPTS.match(s[end:])
     if not accepted or (words and not explicit and (not trigger or trigger["word"] in ("la", "las"))):
         return None  # "las dos opciones" is no time
+    if words and (trigger and trigger["word"] == "to" or re.match(r"\s+(?:point|of|more|thing|time|day|or|another|"
+                                                                 r"last)\b", s[end:])):
+        return None  # "at one point", "talk to one of you"
+    if m["h"] == "once" and not (trigger and "las" in trigger["word"]):
+        return None  # English "at once"; Spanish eleven comes as "a las once"
     word = (trigger["word"] or "at") if trigger else "at"
     kind = ("after" if word.startswith(("from", "after", "since", "desde", "a partir", "despues", "any"))
             and "before" not in word else
