@@ -33,13 +33,14 @@ All results are wall-clock dates and times in the zone of `now`, or in the zone 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 
 import dateparser
 
+from agents.understanding.clock import read_clocks, times_of_day
+from agents.understanding.reading import DAY, DAYS, HOURWORD, NUM, NUMBERS, TOMORROW, Reader, fold
 from agents.understanding.zones import zone_named
 
 
@@ -73,57 +74,30 @@ class When:
 def parse_when(text: str, now: datetime, *, languages: tuple[str, ...] = ("en", "es"),
                day_first: bool | None = None, pm_below: int = 8) -> When | None:
     """The date, time or window `text` names, relative to the aware `now`, or None when it names none."""
-    folded = _fold(text)
+    folded = fold(text)
     if not _HINT.search(folded):
         return None  # most messages name no time: skip the rules and dateparser
     local = now.replace(second=0, microsecond=0)
     return _parse(text, local.replace(tzinfo=None), now.tzinfo, languages, day_first, pm_below)
 
 
-def _fold(text: str) -> str:
-    """Lower case without accents, one character for each character of `text` (spans stay valid)."""
-    return "".join(_fold_char(c) for c in text)
-
-
-@lru_cache(maxsize=512)
-def _fold_char(c: str) -> str:
-    low = c.lower()
-    if len(low) != 1:
-        return c
-    if low == "’":
-        return "'"
-    return unicodedata.normalize("NFD", low)[0] if low.isalpha() else low
-
 
 _MONTHS = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|"
            r"sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|enero|febrero|marzo|abril|mayo|junio|"
            r"julio|agosto|sept?iembre|octubre|noviembre|diciembre|ene|dic")
-_DAYS = {"mon": 0, "monday": 0, "tue": 1, "tues": 1, "tuesday": 1, "wed": 2, "weds": 2, "wednesday": 2,
-         "thu": 3, "thur": 3, "thurs": 3, "thursday": 3, "fri": 4, "friday": 4, "sat": 5, "saturday": 5,
-         "sun": 6, "sunday": 6, "lunes": 0, "martes": 1, "miercoles": 2, "jueves": 3, "viernes": 4,
-         "sabado": 5, "domingo": 6}
-_DAY = "|".join(sorted(_DAYS, key=len, reverse=True))
-_NUMBERS = {"a": 1, "an": 1, "one": 1, "un": 1, "una": 1, "uno": 1, "two": 2, "dos": 2, "three": 3, "tres": 3,
-            "four": 4, "cuatro": 4, "five": 5, "cinco": 5, "six": 6, "seis": 6, "seven": 7, "siete": 7,
-            "eight": 8, "ocho": 8, "nine": 9, "nueve": 9, "ten": 10, "diez": 10, "eleven": 11, "once": 11,
-            "twelve": 12, "doce": 12}
-_NUM = r"\d{1,3}|" + "|".join(sorted(_NUMBERS, key=len, reverse=True))
-_HOURWORD = "|".join(sorted((w for w in _NUMBERS if _NUMBERS[w] > 1 or w in ("one", "una")), key=len,
-                            reverse=True))
-_TOMORROW = r"tomorrow|tmrw|tmrrw|tmr|tmw|tomoz|2morrow|2moro|2mrw|tomorow|tommorow|tommorrow|manana"
 
-_HINT = re.compile(rf"\d|\b(?:{_DAY}|{_MONTHS}|{_TOMORROW}|today|tonight|tonite|2nite|2day|hoy|week|wk|"
+_HINT = re.compile(rf"\d|\b(?:{DAY}|{_MONTHS}|{TOMORROW}|today|tonight|tonite|2nite|2day|hoy|week|wk|"
                    r"finde|semana|noon|midday|midnight|mediodia|medianoche|morning|afternoon|arvo|evening|night|"
                    r"lunch|tarde|noche|madrugada|pasado|dia|same time|misma hora|earlier|later|temprano|antes|"
                    r"despues|primera hora|hora|comer|after work|fortnight|"
-                   + _HOURWORD + ")")  # stems: "weekend", "evenings", "mornings" pass too
+                   + HOURWORD + ")")  # stems: "weekend", "evenings", "mornings" pass too
 
 # numbers that are never times or days (masked before anything reads digits)
 _NOISE = [re.compile(p) for p in (
     r"\S+@\S+\.\S+", r"\b(?:https?://|www\.)\S+",
     r"(?<![\d/:])(?!\d{4}-\d{2}-\d{2}\b)\+?\(?\d(?:[\s()-]*\d){7,}",  # phone numbers: 8+ digits
     r"[$€£]\s?\d[\d,.]*k?\b", r"\b\d[\d,.]*\s?(?:€|eur|euros?|dollars?|usd|aud|bucks|pesos|k)(?![a-z])",
-    r"\b(?:for|para|party of|table for|mesa para|group of|grupo de|somos|seremos|x)\s+(?:\d+|" + _HOURWORD
+    r"\b(?:for|para|party of|table for|mesa para|group of|grupo de|somos|seremos|x)\s+(?:\d+|" + HOURWORD
     + r")\b(?!\s*(?::\d|[ap]\.?m\b|[ap]\b|o'?clock|h\b|ish))",
     r"\b\d+\s*(?:people|persons?|pax|guests?|kids?|adults?|children|of us|personas?|adultos?|ninos?|"
     r"invitados?|comensales|rooms?|bedrooms?|bathrooms?|items?|units?|cars?|dogs?|cats?|pets?|seats?|"
@@ -136,19 +110,19 @@ _NOISE = [re.compile(p) for p in (
 )]
 _SHIFT_UNIT = r"(?P<u>hours?|hrs?|h|minutes?|mins?|horas?|minutos?)"
 _SHIFTS = [
-    re.compile(rf"\b(?P<n>half an?|{_NUM}|media)\s*{_SHIFT_UNIT}\s+(?:(?:or so|more)\s+)?"
+    re.compile(rf"\b(?P<n>half an?|{NUM}|media)\s*{_SHIFT_UNIT}\s+(?:(?:or so|more)\s+)?"
                r"(?P<dir>later|earlier|after|before|sooner|mas tarde|antes|despues|mas temprano|luego)\b"),
     re.compile(r"\b(?:push|move|bump|put|set|bring|pull)\s+(?:it|that|this|us|me|the \w+)?\s*"
-               rf"(?P<dir>back|forward|later|earlier|ahead)\s+(?:by\s+)?(?P<n>half an?|{_NUM})\s*{_SHIFT_UNIT}"),
-    re.compile(rf"\b(?:atrasar|retrasar|adelantar)(?:la|lo)?\s+(?P<n>media|{_NUM})\s*{_SHIFT_UNIT}"),
+               rf"(?P<dir>back|forward|later|earlier|ahead)\s+(?:by\s+)?(?P<n>half an?|{NUM})\s*{_SHIFT_UNIT}"),
+    re.compile(rf"\b(?:atrasar|retrasar|adelantar)(?:la|lo)?\s+(?P<n>media|{NUM})\s*{_SHIFT_UNIT}"),
 ]
-_IN_TIME = re.compile(rf"\b(?:in|dentro de|en)\s+(?:(?:about|around|like|unas?|como)\s+)?(?P<n>half an?|media|{_NUM})"
+_IN_TIME = re.compile(rf"\b(?:in|dentro de|en)\s+(?:(?:about|around|like|unas?|como)\s+)?(?P<n>half an?|media|{NUM})"
                       rf"\s*{_SHIFT_UNIT}\b")
-_DURATION = re.compile(rf"\b(?:{_NUM}|half an?|media)(?:\s*(?:-|to|or|a|o)\s*\d+)?\s*(?:hours?|hrs?|minutes?|mins?|"
+_DURATION = re.compile(rf"\b(?:{NUM}|half an?|media)(?:\s*(?:-|to|or|a|o)\s*\d+)?\s*(?:hours?|hrs?|minutes?|mins?|"
                        r"horas?|minutos?|years?|months?|meses|anos|seconds?|segundos?)\b")
 _SPAN_OF_DAYS = re.compile(r"\b\d+\s*(?:days?|weeks?|dias|semanas?)\b")
-_IN_DAYS = re.compile(rf"\b(?:(?:in|dentro de|en)\s+(?P<n>{_NUM})\s*(?P<u>days?|weeks?|dias|semanas?)|"
-                      rf"(?P<n2>{_NUM})\s*(?P<u2>days?|weeks?)\s+from\s+(?:now|today)|"
+_IN_DAYS = re.compile(rf"\b(?:(?:in|dentro de|en)\s+(?P<n>{NUM})\s*(?P<u>days?|weeks?|dias|semanas?)|"
+                      rf"(?P<n2>{NUM})\s*(?P<u2>days?|weeks?)\s+from\s+(?:now|today)|"
                       r"(?P<fortnight>in a fortnight|in a couple of weeks))\b")
 _DATE_WORDS = re.compile(rf"\b(?:el\s+)?(?:(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+|de\s+)?(?:{_MONTHS})\b\.?)|"
                          rf"(?:(?:{_MONTHS})\b\.?\s+(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?\b))"
@@ -202,89 +176,27 @@ _WINDOWS: list[tuple[re.Pattern[str], time | None, time | None, bool]] = [
     )]
 _RELATIVE = [(re.compile(p), n) for p, n in (
     (r"\b(?:the\s+)?day\s+after\s+(?:tomorrow|tmrw|tmr)\b|\bpasado\s+manana\b", 2),
-    (rf"\b(?:{_TOMORROW})\b", 1),
+    (rf"\b(?:{TOMORROW})\b", 1),
     (r"\b(?:today|2day|tday|hoy)\b", 0),
 )]
-_WEEKDAY_RANGE = re.compile(rf"\b(?:from\s+|between\s+|del?\s+|entre\s+(?:el\s+)?)?(?P<d1>{_DAY})\.?\s*(?:to|-|–|"
-                            rf"through|thru|till|until|and|al|a|hasta\s+el|y\s+el)\s*(?P<d2>{_DAY})\b")
+_WEEKDAY_RANGE = re.compile(rf"\b(?:from\s+|between\s+|del?\s+|entre\s+(?:el\s+)?)?(?P<d1>{DAY})\.?\s*(?:to|-|–|"
+                            rf"through|thru|till|until|and|al|a|hasta\s+el|y\s+el)\s*(?P<d2>{DAY})\b")
 _WEEKDAY = re.compile(rf"(?<!')\b(?P<mod>next|this\s+coming|this|coming|on|el\s+proximo|el\s+siguiente|proximo|"
-                      rf"este|el|los)?\s*(?P<day>{_DAY})(?P<plural>s)?\b\.?(?P<post>\s+(?:que\s+viene|proximo|"
+                      rf"este|el|los)?\s*(?P<day>{DAY})(?P<plural>s)?\b\.?(?P<post>\s+(?:que\s+viene|proximo|"
                       r"next\s+week|of\s+next\s+week|de\s+la\s+(?:semana\s+que\s+viene|proxima\s+semana)))?")
 _DAY_OF_MONTH = re.compile(r"\b(?:(?:on\s+)?the\s+(?P<d1>\d{1,2})(?:st|nd|rd|th)?|(?P<d2>\d{1,2})(?:st|nd|rd|th)|"
                            r"(?:el\s+)?dia\s+(?P<d3>\d{1,2})|el\s+(?P<d4>\d{1,2}))\b(?!\s*(?::|[ap]\.?m\b|h\b))")
-_CLOCK_RANGE = re.compile(
-    r"\b(?P<pre>between|from|entre(?:\s+las?)?|de(?:\s+las?)?|desde(?:\s+las?)?)?\s*"
-    r"(?<![\d:])(?P<h1>\d{1,2})(?::(?P<m1>\d{2}))?\s?(?P<mer1>[ap]\.?m\b\.?|[ap]\b)?\s*"
-    r"(?P<con>and|to|-|–|till|until|y(?:\s+las?)?|a(?:\s+las?)?|hasta(?:\s+las?)?)\s*"
-    r"(?P<h2>\d{1,2})(?::(?P<m2>\d{2}))?(?![\d:/])\s?(?P<mer2>[ap]\.?m\b\.?|[ap]\b)?")
-_CLOCK = re.compile(
-    rf"(?<![\d:/.,])\b(?:(?P<noon>(?:12\s+)?(?:noon|midday|midnight)|(?:el\s+|al\s+|a\s+)?(?:mediodia|medianoche))|"
-    rf"(?P<h>\d{{1,2}}|{_HOURWORD})(?:(?P<sep>[:.h])?(?P<m>\d{{2}}))?(?![\d/])(?!\s*(?:st|nd|rd|th)\b)"
-    r"(?:\s?(?P<mer>[ap]\.?m\b\.?)|(?P<mer1>[ap])\b|(?P<hh>h|hs|hrs)\b)?)")
-_MINUTES_BEFORE = re.compile(r"(?:(?P<q>quarter|half|\d{1,2})(?:\s+minutes?)?\s+(?P<dir>past|after|to|til)|"
-                             r"(?P<half>half))\s+$")
-_MINUTES_AFTER = re.compile(r"^(?:\s+y\s+(?P<plus>media|cuarto|\d{1,2})|\s+menos\s+(?P<minus>cuarto|\d{1,2})|"
-                            r"\s*(?:o'?clock|en\s+punto))+")
-_MERIDIAN_AFTER = re.compile(r"^\s+(?:(?:de|por|en)\s+la\s+(?P<es>manana|tarde|noche|madrugada)|"
-                             r"in\s+the\s+(?P<en>morning|afternoon|evening)|at\s+night(?P<night>)|del\s+mediodia(?P<md>))")
-_TRIGGER = re.compile(r"(?:\b(?P<word>at|to|around|about|approx\.?|by|from|after|before|until|till|til|since|"
-                      r"no\s+later\s+than|sobre\s+las?|hacia\s+las?|a\s+eso\s+de\s+las?|a\s+las?|las?|desde\s+las?|"
-                      r"a\s+partir\s+de\s+las?|a\s+partir\s+del|antes\s+de\s+las?|antes\s+del|despues\s+de\s+las?|"
-                      r"despues\s+del|hasta\s+las?|hasta\s+el|any\s*time\s+after|any\s*time\s+before)|(?P<at>@))\s*$")
-_NEXT_TO_DAY = re.compile(rf"\b(?:{_DAY}|{_TOMORROW}|today|tonight|hoy|\d(?:st|nd|rd|th))\.?,?\s*$")
-_ACCEPTS = re.compile(r"^\s*(?:ish\b|works|work\b|would\s+work|is\s+(?:fine|good|ok|okay|perfect|great|best|better)|"
-                      r"suits|ok\b|okay\b|sounds\s+good|please|pls|me\s+va\s+bien|me\s+viene\s+bien|va\s+bien|"
-                      r"vale|esta\s+bien|me\s+sirve|(?:tomorrow|today|tonight|hoy)\b)")
 _SAME_TIME = re.compile(r"\b(?:(?:at\s+)?the\s+same\s+time|same\s+time|(?:a\s+)?la\s+misma\s+hora)\b")
 _MY_TIME = re.compile(r"\b(?:my|your|our|local)\s+time\b|\bmi\s+hora\b|\bhora\s+local\b")
 _SPANISH = re.compile(r"\b(?:el|la|las|los|de|del|por|que|hola|para|puedo|tienes|teneis|quiero|necesito|mejor|"
                       r"semana|lunes|martes|miercoles|jueves|viernes|sabado|domingo|manana|tarde|hoy)\b")
 
 
-class _Reader:
-    """The folded text with what has been read blanked out, and the spans that carried meaning."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.s = _fold(text)
-        self.spans: list[tuple[int, int]] = []
-
-    def take(self, pattern: re.Pattern[str], keep: bool = True) -> list[re.Match[str]]:
-        found = list(pattern.finditer(self.s))
-        for match in found:
-            if match.group().strip():
-                self.blank(match.span(), keep)
-        return [m for m in found if m.group().strip()]
-
-    def blank(self, span: tuple[int, int], keep: bool = True) -> None:
-        start, end = span
-        self.s = self.s[:start] + " " * (end - start) + self.s[end:]
-        if keep:
-            self.spans.append(span)
-
-    def phrase(self) -> str:
-        merged: list[list[int]] = []
-        for start, end in sorted(self.spans):
-            if merged and start <= merged[-1][1] + 1:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        return " ".join(self.text[a:b].strip() for a, b in merged)
-
-
-@dataclass
-class _Clock:
-    pos: int
-    hour: int
-    minute: int
-    meridian: str | None  # "am" / "pm" / None (bare)
-    kind: str  # "at" / "after" / "before"
-
 
 @lru_cache(maxsize=4096)
 def _parse(text: str, now: datetime, zone: tzinfo | None, languages: tuple[str, ...],
            day_first: bool | None, pm_below: int) -> When | None:
-    r = _Reader(text)
+    r = Reader(text)
     today = now.date()
     for noise in _NOISE:
         r.take(noise, keep=False)
@@ -315,7 +227,7 @@ def _parse(text: str, now: datetime, zone: tzinfo | None, languages: tuple[str, 
     r.take(_SPAN_OF_DAYS, keep=False)
     days += _dates(r, now, languages, day_first)
     r.take(re.compile(r"\b\d{3,}\b(?!\s*[ap]\.?m)"), keep=False)  # order numbers, years, postcodes
-    clocks = _clocks(r)
+    clocks = read_clocks(r)
     ranges = [(m.start(), _week_range(kind, today)) for p, kind in _WEEKS for m in r.take(p)]
     window: tuple[time | None, time | None] | None = None
     for pattern, after, before, is_today in _WINDOWS:
@@ -328,8 +240,8 @@ def _parse(text: str, now: datetime, zone: tzinfo | None, languages: tuple[str, 
         for m in r.take(pattern):
             step_here = step - 1 if late_night and step > 0 else step
             days.append((m.start(), today + timedelta(days=step_here), today + timedelta(days=step_here)))
-    weekdays = [(m.start(), _DAYS[m["d1"]], _DAYS[m["d2"]]) for m in r.take(_WEEKDAY_RANGE)]
-    weekdays += [(m.start(), _DAYS[m["day"]], -1 if _next(m) else -2)
+    weekdays = [(m.start(), DAYS[m["d1"]], DAYS[m["d2"]]) for m in r.take(_WEEKDAY_RANGE)]
+    weekdays += [(m.start(), DAYS[m["day"]], -1 if _next(m) else -2)
                  for m in r.take(_WEEKDAY) if _is_weekday(m, r.s)]
     for m in r.take(_DAY_OF_MONTH):
         number = int(next(g for g in (m["d1"], m["d2"], m["d3"], m["d4"]) if g))
@@ -337,7 +249,7 @@ def _parse(text: str, now: datetime, zone: tzinfo | None, languages: tuple[str, 
         if day:
             days.append((m.start(), day, day))
 
-    at, after, before = _times(clocks, window, pm_below)
+    at, after, before = times_of_day(clocks, window, pm_below)
     if at is None:
         at = at_moment
     start_day, end_day = _days(days, weekdays, ranges, today, now.time(), at or after)
@@ -348,13 +260,13 @@ def _parse(text: str, now: datetime, zone: tzinfo | None, languages: tuple[str, 
 
 
 def _amount(word: str) -> int:
-    """How many: digits, a number word, "half an" (30 of a minute-count caller's hour) as a fraction marker."""
+    """How many: digits or a number word; 0 marks "half an"/"media" (the caller makes it 30 minutes)."""
     word = re.sub(r"\s+", " ", word)
     if word.isdigit():
         return int(word)
     if word in ("half a", "half an", "media"):
         return 0
-    return _NUMBERS.get(word, 1)
+    return NUMBERS.get(word, 1)
 
 
 def _minutes(n: str, unit: str) -> int:
@@ -363,7 +275,7 @@ def _minutes(n: str, unit: str) -> int:
     return _amount(n) * (60 if unit.startswith("h") else 1)
 
 
-def _shift(r: _Reader) -> int | None:
+def _shift(r: Reader) -> int | None:
     for pattern in _SHIFTS:
         for m in r.take(pattern):
             sign = 1
@@ -376,7 +288,7 @@ def _shift(r: _Reader) -> int | None:
     return None
 
 
-def _dates(r: _Reader, now: datetime, languages: tuple[str, ...],
+def _dates(r: Reader, now: datetime, languages: tuple[str, ...],
            day_first: bool | None) -> list[tuple[int, date, date]]:
     """Calendar dates with a month name or digits, read by dateparser; today counts, a past date is next year's."""
     found: list[tuple[int, date, date]] = []
@@ -439,133 +351,6 @@ def _day_of_month(number: int, today: date) -> date | None:
             return day
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return None
-
-
-def _clocks(r: _Reader) -> list[_Clock]:
-    """Clock times and ranges of them, raw: am/pm is settled once the window of the day is known."""
-    clocks: list[_Clock] = []
-    for m in list(_CLOCK_RANGE.finditer(r.s)):
-        if not (m["pre"] or m["mer1"] or m["mer2"]) or m["con"] in ("and", "y") and not m["pre"]:
-            continue
-        h1, h2 = int(m["h1"]), int(m["h2"])
-        if h1 > 23 or h2 > 23:
-            continue
-        mer1 = _mer(m["mer1"])
-        mer2 = _mer(m["mer2"])
-        if mer2 and not mer1 and h1 <= 12:
-            mer1 = mer2 if (h1 % 12) <= (h2 % 12) else ("am" if mer2 == "pm" else "pm")
-        clocks.append(_Clock(m.start(), h1, int(m["m1"] or 0), mer1, "after"))
-        clocks.append(_Clock(m.start() + 1, h2, int(m["m2"] or 0), mer2, "before"))
-        r.blank(m.span())
-    for m in list(_CLOCK.finditer(r.s)):
-        clock = _clock(m, r)
-        if clock:
-            clocks.append(clock)
-    return clocks
-
-
-def _mer(text: str | None) -> str | None:
-    return None if not text else ("am" if text.startswith("a") else "pm")
-
-
-def _clock(m: re.Match[str], r: _Reader) -> _Clock | None:
-    start, end = m.span()
-    s = r.s
-    if m["noon"]:
-        midnight = "midnight" in m["noon"] or "medianoche" in m["noon"]
-        hour, minute = (0, 0) if midnight else (12, 0)
-        meridian: str | None = "am" if midnight else "pm"
-        explicit = True
-    else:
-        hour = int(m["h"]) if m["h"].isdigit() else _NUMBERS[m["h"]]
-        minute = int(m["m"] or 0)
-        meridian = _mer(m["mer"] or m["mer1"])
-        explicit = bool(meridian or m["sep"] == ":" or m["hh"] or m["sep"] == "h")
-        if m["m"] and not m["sep"] and not meridian:
-            return None  # "930am" is a time, "1530" too ambiguous
-        if hour > 23 or minute > 59 or (m["sep"] == "." and not meridian and hour > 12):
-            return None
-    words = not m["noon"] and not m["h"].isdigit()
-    if not m["noon"] and re.match(r"\s+(?:minutes?\s+)?(?:past|to)\s+\d", s[end:]):
-        return None  # the minutes of "10 past 4"
-    before = _MINUTES_BEFORE.search(s[:start])
-    if before and not m["noon"]:
-        q = before["q"] or "half"
-        amount = 15 if q == "quarter" else 30 if q == "half" else int(q)
-        if before["dir"] in ("to", "til"):
-            hour, minute = (hour - 1) % 24, 60 - amount
-        else:
-            minute = amount
-        start = before.start()
-        explicit = True
-    later = _MINUTES_AFTER.match(s[end:])
-    if later and not m["noon"]:
-        plus, minus = later["plus"], later["minus"]
-        if plus:
-            minute = 30 if plus == "media" else 15 if plus == "cuarto" else int(plus)
-        if minus:
-            hour, minute = (hour - 1) % 24, 60 - (15 if minus == "cuarto" else int(minus))
-        end += later.end()
-        explicit = True
-    suffix = _MERIDIAN_AFTER.match(s[end:])
-    if suffix and not m["noon"]:
-        part = suffix["es"] or suffix["en"] or ("noche" if suffix["night"] is not None else "tarde")
-        meridian = "am" if part in ("manana", "madrugada", "morning") else "pm"
-        if part in ("noche", "evening") and hour == 12:
-            hour, meridian = 0, "am"
-        end += suffix.end()
-        explicit = True
-    trigger = _TRIGGER.search(s[:start])
-    if trigger:
-        start = trigger.start()
-    accepted = explicit or trigger or _NEXT_TO_DAY.search(s[:start]) or _ACCEPTS.match(s[end:])
-    if not accepted or (words and not explicit and (not trigger or trigger["word"] in ("la", "las"))):
-        return None  # "las dos opciones" is no time
-    if words and (trigger and trigger["word"] == "to" or re.match(r"\s+(?:point|of|more|thing|time|day|or|another|"
-                                                                 r"last)\b", s[end:])):
-        return None  # "at one point", "talk to one of you"
-    if m["h"] == "once" and not (trigger and "las" in trigger["word"]):
-        return None  # English "at once"; Spanish eleven comes as "a las once"
-    word = (trigger["word"] or "at") if trigger else "at"
-    kind = ("after" if word.startswith(("from", "after", "since", "desde", "a partir", "despues", "any"))
-            and "before" not in word else
-            "before" if word.startswith(("by", "before", "until", "till", "til", "no later", "antes", "hasta"))
-            or word.endswith("before") else "at")
-    r.blank((start, end))
-    return _Clock(start, hour, minute, meridian, kind)
-
-
-def _resolve(clock: _Clock, hint: str | None, pm_below: int) -> time:
-    """A clock on the 24-hour dial: its am/pm, else the window's, else business hours."""
-    hour = clock.hour
-    meridian = clock.meridian or (None if hour == 0 or hour > 12 else hint)
-    if hour > 12 or (hour == 0 and clock.meridian is None):
-        return time(hour % 24, clock.minute)
-    if hour == 12 and clock.meridian is None:
-        return time(12, clock.minute)
-    if meridian == "am":
-        return time(0 if hour == 12 else hour, clock.minute)
-    if meridian == "pm" or (meridian is None and hour < pm_below):
-        return time(12 if hour == 12 else hour + 12, clock.minute)
-    return time(hour, clock.minute)
-
-
-def _times(clocks: list[_Clock], window: tuple[time | None, time | None] | None,
-           pm_below: int) -> tuple[time | None, time | None, time | None]:
-    after, before = window or (None, None)
-    hint = None
-    if window:
-        hint = "pm" if after and after >= time(12) else "am" if before and before <= time(12) else None
-    at = None
-    for clock in sorted(clocks, key=lambda c: c.pos):
-        value = _resolve(clock, hint, pm_below)
-        if clock.kind == "after":
-            after = value
-        elif clock.kind == "before":
-            before = value
-        else:
-            at = value
-    return at, after, before
 
 
 def _days(days: list[tuple[int, date, date]], weekdays: list[tuple[int, int, int]],
