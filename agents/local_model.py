@@ -1,10 +1,14 @@
-"""The offline policy model: a real LangChain chat model that reads the conversation, decides with intents
-(MiniLM similarity to exemplars, plus rules), fills tool arguments with real parsers (dateparser for times),
-emits genuine `tool_calls`, and writes replies from templates over the tool results. Its confidence is the
-calibrated intent score (or the retrieval similarity when it answers from the knowledge base).
+"""The offline policy model: a real LangChain chat model that reads the conversation and its dialogue frame,
+decides, fills tool arguments, emits genuine `tool_calls`, and writes replies in the lead's language from
+templates over the tool results. Its confidence is the intent's (or the retrieval similarity when it answers
+from the knowledge base).
 
-It is deterministic, needs no network and carries the demo flows: FAQ, booking, rescheduling, cancelling,
-payment links and handoff; when it cannot help it says so and hands off."""
+It knows no kind of business: what the business offers, asks and says comes from the run's CONTEXT (its
+services and their synonyms, custom intents, qualification questions, languages, handoff messages), and what
+the lead said comes from `agents.understanding` through the frame (agents/lead/frame.py). One turn, in order:
+save contact details the lead gave; hand off a complaint, an emergency or a request for a person; say what it
+is to "are you a bot?"; answer each question from the knowledge base; then carry on the task of the frame
+(book, reschedule, cancel, pay, qualify), asking when something needed is missing or ambiguous."""
 
 from __future__ import annotations
 
@@ -12,13 +16,11 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -33,85 +35,13 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agents.lead import frame as frames
+from agents.lead.replies import join, say, say_day, say_time
+from agents.understanding import choice, signals
+from agents.understanding.intents import fold
+
 CONTEXT_TAG = "CONTEXT "
-EXEMPLARS: dict[str, list[str]] = {
-    "greeting": ["hi", "hello there", "hey", "good morning", "hi, is anyone there?"],
-    "thanks": ["thanks", "thank you so much", "great, thanks!", "perfect, thank you", "ok cool thanks"],
-    "human": ["can I talk to a person", "I want to speak to a human", "get me a manager please",
-              "is there a real person I can talk to", "connect me with your staff", "let me talk to someone"],
-    "complaint": ["this is terrible service", "I am very angry with you", "worst experience ever",
-                  "you ruined our evening", "I'm extremely disappointed and upset", "this is unacceptable"],
-    "book": ["I'd like to book a table", "can I make a reservation for Friday at 7pm", "book an appointment",
-             "do you have availability tomorrow evening", "I want to schedule a tasting next week",
-             "table for 4 on Saturday", "can we come in Thursday at 6?", "reserve a spot for two tonight"],
-    "reschedule": ["can I move my reservation to Saturday", "I need to reschedule my appointment",
-                   "change my booking to a later time", "push my reservation back an hour"],
-    "cancel": ["cancel my reservation", "I need to cancel my appointment", "please cancel my booking",
-               "we can't make it, cancel it", "call off my reservation"],
-    "my_appointments": ["when is my appointment", "do I have a booking with you", "what time is my reservation"],
-    "pay": ["can you send me the invoice", "how do I pay my bill", "send me a payment link",
-            "I want to pay my deposit", "where do I pay"],
-    "qualify": ["we're planning a party for 40 people", "I'd like catering for my office lunch",
-                "can you host our rehearsal dinner", "I'm organizing a company event", "I want to book a private "
-                "event", "we need food for a wedding of 120 guests"],
-    # questions for the knowledge base: they compete with the actions above, so "what time do you open"
-    # is a question, not a booking
-    "question": ["what time do you open", "are you open on sundays", "do you have parking", "where are you located",
-                 "do you have vegan options", "how much does it cost", "what is your cancellation policy",
-                 "do you allow dogs", "is there a dress code", "do you do catering", "what's on the menu"],
-}
-# an action needs its words: similarity alone must not turn a question into a booking or a cancellation
-ACTION_WORDS = {
-    "book": re.compile(r"\b(book|reserv|appointment|schedule|table for|slot|availab|come in|tonight|tomorrow)", re.I),
-    "reschedule": re.compile(r"\b(reschedul|move|change|push|postpone|different time|another time|later)", re.I),
-    "cancel": re.compile(r"\b(cancel|call off|can't make|cannot make|won't make)", re.I),
-    "pay": re.compile(r"\b(pay|invoice|bill|deposit|link|card)", re.I),
-    "my_appointments": re.compile(r"\b(my|our) (appointment|reservation|booking)|\bdo (i|we) have a", re.I),
-    "qualify": re.compile(r"\b(party|event|cater|wedding|private|group|guests|people|corporate|rehearsal|"
-                          r"birthday|office)", re.I),
-}
-HUMAN_WORDS = re.compile(r"\b(human|real person|manager|someone real|representative|agent|staff member)\b", re.I)
-ANGRY_WORDS = re.compile(r"\b(terrible|awful|disgusting|furious|angry|worst|unacceptable|ridiculous|scam)\b", re.I)
-INTENT_FLOOR = 0.42  # below this similarity to every exemplar, the message is a question for the knowledge base
-
-
-@lru_cache(maxsize=1)
-def _exemplar_matrix() -> tuple[list[str], np.ndarray]:
-    from knowledge.embedders import embedder_for
-
-    labels = [intent for intent, texts in EXEMPLARS.items() for _ in texts]
-    vectors = embedder_for("all-MiniLM-L6-v2").embed([t for texts in EXEMPLARS.values() for t in texts])
-    return labels, np.asarray(vectors, dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class Intent:
-    name: str
-    confidence: float
-
-
-@lru_cache(maxsize=4096)
-def classify(text: str) -> Intent:
-    """The lead's intent and a confidence in [0, 1] (similarity rescaled, penalised by a close runner-up)."""
-    from knowledge.embedders import embedder_for
-
-    if HUMAN_WORDS.search(text):
-        return Intent("human", 0.95)
-    if ANGRY_WORDS.search(text):
-        return Intent("complaint", 0.9)
-    labels, matrix = _exemplar_matrix()
-    query = np.asarray(embedder_for("all-MiniLM-L6-v2").embed([text])[0], dtype=np.float32)
-    scores = matrix @ query
-    best: dict[str, float] = {}
-    for label, score in zip(labels, scores, strict=True):
-        best[label] = max(best.get(label, -1.0), float(score))
-    ranked = [kv for kv in sorted(best.items(), key=lambda kv: -kv[1])
-              if kv[0] not in ACTION_WORDS or ACTION_WORDS[kv[0]].search(text)]
-    (name, top), (_, second) = ranked[0], ranked[1]
-    if top < INTENT_FLOOR:
-        return Intent("question", round(min(1.0, max(0.0, 1 - top)), 3))
-    confidence = min(1.0, max(0.0, (top - 0.3) / 0.5)) * (0.7 + 0.3 * min(1.0, (top - second) / 0.1))
-    return Intent(name, round(confidence, 3))
+Done = list[tuple[str, dict[str, Any], dict[str, Any]]]
 
 
 def _context(messages: Sequence[BaseMessage]) -> dict[str, Any]:
@@ -130,12 +60,12 @@ def _asked(messages: Sequence[BaseMessage]) -> str:
     return str(before[-1].content) if before else ""
 
 
-def _turn(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, dict[str, Any], dict[str, Any]]]]:
+def _turn(messages: Sequence[BaseMessage]) -> tuple[str, Done]:
     """The lead's latest message and this turn's tool calls with their results, in order."""
     last_human = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
     text = str(messages[last_human].content) if last_human >= 0 else ""
     calls: dict[str, tuple[str, dict[str, Any]]] = {}
-    done: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    done: Done = []
     for message in messages[last_human + 1:]:
         if isinstance(message, AIMessage):
             for call in message.tool_calls:
@@ -150,91 +80,74 @@ def _turn(messages: Sequence[BaseMessage]) -> tuple[str, list[tuple[str, dict[st
     return text, done
 
 
-TIME_HINT = re.compile(r"\d|\b(today|tonight|tomorrow|week|weekend|noon|midnight|morning|afternoon|evening|"
-                       r"mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", re.I)
-
-
-def _when(text: str, ctx: dict[str, Any]) -> tuple[datetime | None, bool]:
-    """The date/time the lead means, in their timezone, and whether they named a time of day."""
-    if not TIME_HINT.search(text):
-        return None, False  # dateparser costs milliseconds; most messages name no time at all
-    now = ctx.get("now")
-    minute = datetime.fromisoformat(now).replace(second=0, microsecond=0).isoformat() if now else None
-    return _parse_when(text, ctx.get("timezone") or "UTC", minute)  # cached per message and minute
-
-
-@lru_cache(maxsize=1024)
-def _parse_when(text: str, zone: str, now_iso: str | None) -> tuple[datetime | None, bool]:
-    import dateparser
-    from dateparser.search import search_dates
-
-    now = datetime.fromisoformat(now_iso) if now_iso else datetime.now(ZoneInfo(zone))
-    settings = {"PREFER_DATES_FROM": "future", "TIMEZONE": zone, "RETURN_AS_TIMEZONE_AWARE": True,
-                "RELATIVE_BASE": now.astimezone(ZoneInfo(zone)).replace(tzinfo=None)}
-    cleaned = re.sub(r"\b(at|around|for)\s+(\d{1,2})\s*(am|pm)\b", r"at \2\3", text, flags=re.I)
-    found = search_dates(cleaned, languages=["en"], settings=settings) or []
-    if not found:
-        return None, False
-    phrase, when = found[-1]
-    named_time = bool(re.search(r"\d\s*(am|pm)|\d:\d\d|noon|midnight", phrase, re.I))
-    if not named_time and dateparser.parse(phrase, settings=settings) is None:
-        return None, False
-    return when.astimezone(ZoneInfo(zone)), named_time
-
-
-def _say_time(value: str | datetime, zone: str) -> str:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    local = moment.astimezone(ZoneInfo(zone))
-    return local.strftime("%a %b %-d at %-I:%M %p").replace(":00 ", " ")
-
-
 def _short(text: str, ctx: dict[str, Any]) -> str:
     limit = 320 if ctx.get("channel") == "sms" else 1200
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _answer_value(text: str, question: dict[str, Any], ctx: dict[str, Any]) -> Any:
-    """The lead's answer to a qualification question, typed for its custom field (None: not an answer)."""
-    kind, options = question.get("type"), question.get("options") or []
-    if kind in ("number", "money"):
-        number = re.search(r"\d+(?:[.,]\d+)?", text.replace(",", ""))
-        return int(float(number.group())) if number else None
-    if kind == "date":
-        when, _ = _when(text, ctx)
-        return when.date().isoformat() if when else None
-    if kind in ("select", "multi_select"):
-        said = text.lower()
-        chosen = [o for o in options if o.replace("_", " ") in said or o.replace("_", "-") in said
-                  or o.replace("_free", " free") in said]
-        if kind == "select":
-            return chosen[0] if chosen else None
-        if chosen:
-            return chosen
-        return [] if re.search(r"\b(no|none|nothing|nope|n/a)\b", said) else None
-    return text.strip() or None
-
-
-PRICE_QUESTION = re.compile(r"\b(how much|price|prices|pricing|cost|costs|charge|fee|fees)\b|\$", re.I)
+PRICE_QUESTION = re.compile(r"\b(how much|price|prices|pricing|cost|costs|charge|fee|fees|cu[aá]nto|precio|"
+                            r"cuesta|vale|tarifa)\b|[$€£]", re.I)
 GENERIC_WORDS = frozenset(re.findall(r"[a-z]+", """
 how much what does price prices pricing cost costs charge charges fee fees your have there
 this that with from will would please about place week today tonight tomorrow need want know tell could they their
 them many also just like some good cheap expensive dollars dollar rent pay paying does do is are the per for and
+cuanto cuesta precio precios vale valen tarifa tienen teneis hacen hay para como cual cuales esto este esta
+quiero queria saber gracias favor
 """))
 
 
 def _grounded(question: str, passage: str) -> bool:
     """A price question is answered only by a passage about the thing asked: most of the question's own words
-    must be in it (a nearby entry's figure, say the tasting menu's for the truffle supplement, is no answer).
-    Other questions pass: similarity and the knowledge base's relevance floor judge them."""
+    must be in it (a nearby entry's figure is no answer). Other questions pass: similarity and the knowledge
+    base's relevance floor judge them."""
     if not PRICE_QUESTION.search(question):
         return True
-    words = {w for w in re.findall(r"[a-z]{4,}", question.lower()) if w not in GENERIC_WORDS}
+    words = {w for w in re.findall(r"[a-z]{4,}", fold(question)) if w not in GENERIC_WORDS}
     if not words:
         return True
-    hay = passage.lower()
+    hay = fold(passage)
     found = sum(1 for w in words if w in hay or w.rstrip("s") in hay or (w.endswith("ing") and w[:-3] in hay))
     return found / len(words) >= 0.75
+
+
+def _answer_value(text: str, question: dict[str, Any], ctx: dict[str, Any], asked: bool) -> Any:
+    """The lead's answer to a qualification question, typed for its custom field (None: not an answer).
+    A free-text answer is taken only when that question was the one asked."""
+    kind, options = question.get("type"), question.get("options") or []
+    said = fold(text)
+    if kind in ("number", "money"):
+        if not asked:
+            return None
+        number = re.search(r"\d+(?:[.,]\d+)?", text.replace(",", ""))
+        return int(float(number.group())) if number else None
+    if kind == "date":
+        found = (ctx.get("turn") or {}).get("when") or {}
+        return found.get("start_day") if asked else None
+    if kind in ("select", "multi_select"):
+        chosen = [o for o in options if _option_said(o, said)]
+        if kind == "select":
+            return chosen[0] if len(chosen) == 1 or (asked and chosen) else None
+        if chosen:
+            return chosen
+        return [] if asked and re.search(r"\b(no|none|nothing|nope|n/a|nada|ninguno|ninguna)\b", said) else None
+    if kind == "boolean" and asked:
+        if choice.affirms(text):
+            return True
+        return False if choice.denies(text) else None
+    return text.strip() or None if asked else None
+
+
+OPTION_WORDS = {"tenant": ("renting", "rent", "tenant", "renter", "alquiler", "inquilin"),
+                "owner": ("owner", "own it", "we own", "i own", "propietari", "dueñ", "duen")}
+
+
+def _option_said(option: str, said: str) -> bool:
+    """Whether the lead's words name a select option ("property_manager" in "we're the property managers")."""
+    words = fold(option.replace("_", " "))
+    if re.search(rf"(?<![a-z]){re.escape(words)}(?:s|es)?(?![a-z])", said):
+        return True
+    return any(w in said for w in OPTION_WORDS.get(option, ()))
 
 
 class LocalPolicyModel(BaseChatModel):
@@ -254,7 +167,10 @@ class LocalPolicyModel(BaseChatModel):
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         ctx = {**_context(messages), "asked": _asked(messages)}
         text, done = _turn(messages)
-        message = self.decide(text, done, ctx)
+        if "turn" not in ctx:  # used outside the lead graph: read the message here
+            ctx["turn"] = frames.read_turn(text, ctx.get("frame") or {}, ctx)
+            ctx["frame"] = frames.update_frame(ctx.get("frame") or {}, ctx["turn"])
+        message = Policy(self.tool_names, text, done, ctx).decide()
         tokens = sum(len(str(m.content).split()) for m in messages)
         message.usage_metadata = {"input_tokens": tokens, "output_tokens": len(str(message.content).split()),
                                   "total_tokens": tokens + len(str(message.content).split())}
@@ -283,202 +199,549 @@ class LocalPolicyModel(BaseChatModel):
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk
 
-    # ------------------------------------------------------------------ the policy
-    def _call(self, name: str, args: dict[str, Any], confidence: float, intent: str) -> AIMessage:
+
+class Policy:
+    """One decision of a turn: the next tool call, or the reply once the turn's tools have run."""
+
+    def __init__(self, tools: list[str], text: str, done: Done, ctx: dict[str, Any]) -> None:
+        self.tools, self.text, self.done, self.ctx = tools, text, done, ctx
+        self.turn: dict[str, Any] = ctx.get("turn") or {}
+        self.frame: dict[str, Any] = ctx.get("frame") or {}
+        self.lang: str = self.turn.get("language") or "en"
+        self.zone: str = ctx.get("timezone") or "UTC"
+        self.signals: dict[str, bool] = self.turn.get("signals") or {}
+        self.requests: list[dict[str, Any]] = self.turn.get("requests") or []
+        self.confidence = max((r["confidence"] for r in self.requests), default=0.8)
+        self.intent = frames.task_of(self.turn) or (self.requests[0]["intent"] if self.requests else "greeting")
+
+    # ---------------------------------------------------------------- what was done this turn
+    def _results(self, name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return [(a, r) for n, a, r in self.done if n == name]
+
+    def _last(self, name: str) -> dict[str, Any] | None:
+        found = self._results(name)
+        return found[-1][1] if found else None
+
+    def _ran(self, name: str) -> bool:
+        return any(n == name for n, _, _ in self.done)
+
+    # ---------------------------------------------------------------- what it emits
+    def _call(self, name: str, args: dict[str, Any], confidence: float | None = None,
+              intent: str | None = None) -> AIMessage:
         return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:12]}",
                                                   "type": "tool_call"}],
-                         response_metadata={"confidence": confidence, "intent": intent})
+                         response_metadata={"confidence": confidence if confidence is not None else self.confidence,
+                                            "intent": intent or self.intent})
 
-    def _reply(self, text: str, ctx: dict[str, Any], confidence: float, intent: str) -> AIMessage:
-        return AIMessage(content=_short(text, ctx), response_metadata={"confidence": confidence, "intent": intent})
+    def _reply(self, parts: list[str], confidence: float | None = None, proposal: dict[str, Any] | None = None,
+               intent: str | None = None) -> AIMessage:
+        text = " ".join(p for p in parts if p)
+        meta: dict[str, Any] = {"confidence": confidence if confidence is not None else self.confidence,
+                                "intent": intent or self.intent, "language": self.lang}
+        if proposal is not None:
+            meta["proposal"] = proposal
+        return AIMessage(content=_short(text, self.ctx), response_metadata=meta)
 
-    def _handoff(self, reason: str, summary: str, ctx: dict[str, Any], intent: str, confidence: float) -> AIMessage:
-        if "request_human_handoff" in self.tool_names:
-            return self._call("request_human_handoff", {"reason": reason, "summary": summary[:400]}, confidence,
-                              intent)
-        return self._reply("I'm sorry, I can't help with that here. Please call us and our team will take care "
-                           "of you.", ctx, confidence, intent)
+    def _say(self, key: str, **values: Any) -> str:
+        return say(key, self.lang, **values)
 
-    def decide(self, text: str, done: list[tuple[str, dict[str, Any], dict[str, Any]]],
-               ctx: dict[str, Any]) -> AIMessage:
-        intent = classify(text) if text else Intent("greeting", 1.0)
-        pending = ctx.get("qualification") or []
-        asked = next((q for q in pending if q["question"] in (ctx.get("asked") or "")), None)
-        if asked is not None and not done and "update_contact" in self.tool_names:
-            value = _answer_value(text, asked, ctx)
-            if value is not None:  # the lead answered the question we asked
-                return self._call("update_contact", {"custom_fields": {asked["field"]: value},
-                                                     "qualification_status": "contacted"}, 0.85, "qualify")
-        if intent.name == "qualify" and not done:
-            return self._qualify(text, pending, ctx, intent)
-        if intent.name in ("question", "greeting", "thanks") and _when(text, ctx)[1]:
-            intent = Intent("book", 0.8)  # "Friday at 6 works": a time picked from the offer
-        if done:
-            return self._after_tools(text, intent, done, ctx)
-        needs = {"qualify": "update_contact", "book": "check_availability", "reschedule": "list_appointments",
-                 "cancel": "list_appointments",
-                 "my_appointments": "list_appointments", "pay": "send_payment_link", "question": "search_knowledge"}
-        name = intent.name
-        if name == "greeting":
-            business = ctx.get("business") or "us"
-            return self._reply(f"Hi! Thanks for reaching out to {business}. How can I help you today?", ctx,
-                               intent.confidence, name)
-        if name == "thanks":
-            return self._reply("You're welcome! Anything else I can help with?", ctx, intent.confidence, name)
-        if name == "human":
-            return self._handoff("human_requested", f"The lead asked for a person: \"{text}\"", ctx, name, 0.95)
-        if name == "complaint":
-            return self._handoff("negative_sentiment", f"The lead is upset: \"{text}\"", ctx, name, intent.confidence)
-        tool = needs[name]
-        if tool not in self.tool_names:
-            if name != "question" and "search_knowledge" in self.tool_names:
-                return self._call("search_knowledge", {"query": text}, intent.confidence, "question")
-            return self._handoff("missing_capability", f"The lead wants to {name.replace('_', ' ')}: \"{text}\"",
-                                 ctx, name, intent.confidence)
-        if name == "book":
-            when, _ = _when(text, ctx)
-            if when is None:  # no day named: the week from tomorrow
-                when = (datetime.fromisoformat(ctx["now"]) if ctx.get("now") else datetime.now(UTC)) + timedelta(days=1)
-            start = when
-            return self._call("check_availability", {"from_date": start.date().isoformat(),
-                                                     "to_date": (start.date() + timedelta(days=6)).isoformat()},
-                              intent.confidence, name)
-        if name == "question":
-            return self._call("search_knowledge", {"query": text}, intent.confidence, name)
-        return self._call(tool, {}, intent.confidence, name)
+    def _time(self, value: str | datetime) -> str:
+        return say_time(value, self.zone, self.lang)
 
-    def _qualify(self, text: str, pending: list[dict[str, Any]], ctx: dict[str, Any], intent: Intent) -> AIMessage:
-        """An event or catering enquiry: save what the first message already says, else ask the first
-        unanswered question; with nothing left to ask, open the opportunity."""
-        if not pending:
-            return self._qualified(ctx, intent.confidence, "Thanks! Our events team will be in touch shortly.")
-        first = pending[0]
-        value = _answer_value(text, first, ctx) if first.get("type") in ("number", "money", "date") else None
-        if value is not None and "update_contact" in self.tool_names:
-            return self._call("update_contact", {"custom_fields": {first["field"]: value}}, intent.confidence,
-                              "qualify")
-        return self._reply(f"Happy to help with that! {first['question']}", ctx, intent.confidence, "qualify")
+    def _handoff(self, reason: str, summary: str) -> AIMessage:
+        if "request_human_handoff" in self.tools:
+            return self._call("request_human_handoff", {"reason": reason, "summary": summary[:400]})
+        return self._reply([self._say("cannot_help")], 0.2)
 
-    def _qualified(self, ctx: dict[str, Any], confidence: float, thanks: str) -> AIMessage:
-        """Every qualification question answered: open the lead's deal in the agent's `on_qualified` stage (the
-        first stage by default), or move the deal the lead already has there; never a second deal."""
-        stage = (ctx.get("pipeline") or {}).get("on_qualified")
-        if ctx.get("deal") is None and "create_opportunity" in self.tool_names:
-            args = {"name": f"{ctx.get('business') or 'Event'} event enquiry", **({"stage": stage} if stage else {})}
-            return self._call("create_opportunity", args, confidence, "qualify")
-        return self._move_deal(ctx, "on_qualified", confidence, "qualify") or self._reply(thanks, ctx, confidence,
-                                                                                          "qualify")
+    # ---------------------------------------------------------------- the decision
+    def decide(self) -> AIMessage:
+        handed = self._last("request_human_handoff")
+        if handed is not None:
+            return self._after_handoff(handed)
+        for step in (self._save_details, self._escalate, self._ask_knowledge):
+            message = step()
+            if message is not None:
+                return message
+        task = self.frame.get("task")
+        if task is not None:
+            message = getattr(self, f"_task_{task}")()
+            if message is not None:
+                return message
+        return self._close()
 
-    def _move_deal(self, ctx: dict[str, Any], setting: str, confidence: float, intent: str) -> AIMessage | None:
-        """Move the lead's open deal (CONTEXT) to the stage the agent's pipeline setting names, unless it is there
-        already, there is no deal or setting, or the agent may not move deals."""
-        deal, stage = ctx.get("deal"), (ctx.get("pipeline") or {}).get(setting)
-        if not deal or not stage or str(deal.get("stage", "")).lower() == stage.lower() \
-                or "move_opportunity" not in self.tool_names:
+    def _save_details(self) -> AIMessage | None:
+        """Contact details the lead wrote (a webchat 'Visitor' gets their name), and qualification answers."""
+        if self._ran("update_contact") or "update_contact" not in self.tools:
             return None
-        return self._call("move_opportunity", {"opportunity_id": deal["id"], "stage": stage}, confidence, intent)
+        saved = self.frame.get("details") or {}
+        new = {k: v for k, v in (self.turn.get("details") or {}).items() if v and saved.get(k) != v}
+        answers = self._qualification_answers()
+        if not new and not answers:
+            return None
+        args: dict[str, Any] = dict(new)
+        if answers:
+            args["custom_fields"] = answers
+            args["qualification_status"] = "contacted"
+        return self._call("update_contact", args, 0.9, "details")
 
-    def _after_tools(self, text: str, intent: Intent, done: list[tuple[str, dict[str, Any], dict[str, Any]]],
-                     ctx: dict[str, Any]) -> AIMessage:
-        name, args, result = done[-1]
-        zone = ctx.get("timezone") or "UTC"
-        confidence = intent.confidence
-        if not result.get("ok", True) and name == "request_human_handoff":
-            return self._reply("I can't reach our team from here right now. Please call us and we'll help you "
-                               "directly.", ctx, 0.2, intent.name)
-        booked = next((r for n, _, r in done if n == "book_appointment" and r.get("ok", True)), None)
-        if not result.get("ok", True) and name != "book_appointment" and not (name == "move_opportunity" and booked):
-            return self._handoff("failed_to_resolve", f"{name} failed: {result.get('error', {}).get('message')}",
-                                 ctx, intent.name, 0.2)
-        if name == "search_knowledge":
+    def _question_text(self, question: dict[str, Any]) -> str:
+        return ((question.get("translations") or {}).get(self.lang) or question["question"]).strip()
+
+    def _qualification_answers(self) -> dict[str, Any]:
+        pending = self.ctx.get("qualification") or []
+        if not pending or self.frame.get("task") != "enquiry":
+            return {}
+        asked_text = fold(self.ctx.get("asked") or "")
+        answers: dict[str, Any] = {}
+        for question in pending:
+            asked = any(fold(t) in asked_text for t in [question["question"], *(question.get("translations") or {})
+                                                        .values()] if t)
+            value = _answer_value(self.text, question, self.ctx, asked)
+            if value is not None:
+                answers[question["field"]] = value
+        return answers
+
+    def _escalate(self) -> AIMessage | None:
+        """A complaint, an emergency or a request for a person goes to the team; "are you a bot?" does not."""
+        said = self.text[:200]
+        if self.signals.get("complaint"):
+            return self._handoff("negative_sentiment", f"The lead is unhappy: \"{said}\"")
+        if self.signals.get("human") and not self.signals.get("bot"):
+            return self._handoff("human_requested", f"The lead asked for a person: \"{said}\"")
+        if self.signals.get("urgent"):
+            if "search_knowledge" in self.tools and not self._ran("search_knowledge"):
+                return self._call("search_knowledge", {"query": self.text[:500]}, 0.9, "urgent")
+            return self._handoff("urgent", f"Urgent: \"{said}\"")
+        for request in self.requests:
+            custom = request.get("custom") or {}
+            if request["intent"] == "custom" and custom.get("action") == "handoff":
+                return self._handoff(custom.get("handoff_reason") or "human_requested",
+                                     f"{custom.get('name')}: \"{said}\"")
+        return None
+
+    def _questions(self) -> list[str]:
+        """The message's questions for the knowledge base ("are you a bot?" is answered by the agent itself)."""
+        return [r["text"] for r in self.requests if (r["intent"] == "question" or (
+            r["intent"] == "custom" and (r.get("custom") or {}).get("action") == "answer"))
+            and not signals.asks_if_bot(r["text"]) and not signals.wants_human(r["text"])]
+
+    def _ask_knowledge(self) -> AIMessage | None:
+        """Each question of the message is looked up once, in order."""
+        if "search_knowledge" not in self.tools:
+            return None
+        asked = {a.get("query") for a, _ in self._results("search_knowledge")}
+        for question in self._questions():
+            if question[:500] not in asked:
+                return self._call("search_knowledge", {"query": question[:500]}, None, "question")
+        return None
+
+    def _answers(self) -> tuple[list[str], list[str], float]:
+        """The knowledge base's answers to this turn's questions, the questions it could not answer, and the
+        best similarity."""
+        answers, unknown, best = [], [], 0.0
+        for args, result in self._results("search_knowledge"):
+            if args.get("query") not in [q[:500] for q in self._questions()]:
+                continue
             hits = result.get("results") or []
-            if hits and not _grounded(text, hits[0]["text"]):
-                return self._handoff("lack_of_information", f"The knowledge base has no price for: \"{text}\"",
-                                     ctx, "question", float(hits[0].get("similarity") or 0))
-            if result.get("confident") and hits:
-                answer = hits[0]["text"].split("\n", 1)[-1]
-                return self._reply(answer, ctx, float(hits[0].get("similarity") or 0), "question")
-            return self._handoff("lack_of_information", f"No confident answer in the knowledge base for: \"{text}\"",
-                                 ctx, "question", float(hits[0]["similarity"]) if hits else 0.0)
-        if name == "request_human_handoff":
-            message = ctx.get("handoff_message") or "Thanks for your patience. I'm connecting you with our team now."
-            return self._reply(message, ctx, confidence, intent.name)
-        if name == "check_availability":
-            slots = result.get("slots") or []
-            tz = result.get("timezone") or zone
-            when, named_time = _when(text, {**ctx, "timezone": tz})
-            if when is not None and named_time:
-                for slot in slots:
-                    if datetime.fromisoformat(slot["start"]) == when:
-                        appointment = next((r for n, _, r in done if n == "list_appointments"), None)
-                        if appointment and appointment.get("appointments") and intent.name == "reschedule":
-                            return self._call("reschedule_appointment", {
-                                "appointment_id": appointment["appointments"][0]["id"], "new_start": slot["start"]},
-                                confidence, intent.name)
-                        return self._call("book_appointment", {"slot_start": slot["start"],
-                                                               "calendar_id": slot["calendar_id"]},
-                                          confidence, intent.name)
-            if not slots:
-                return self._reply("I don't see any open times that week. Would another week work?", ctx, confidence,
-                                   intent.name)
-            offer = ", ".join(_say_time(s["start"], tz) for s in slots[:3])
-            prefix = "That exact time isn't available. " if when is not None and named_time else ""
-            return self._reply(f"{prefix}I can offer {offer}. Which works best for you?", ctx, confidence,
-                               intent.name)
-        if name == "book_appointment":
-            if not result.get("ok", True):
-                alternatives = result.get("error", {}).get("alternatives") or []
-                offer = ", ".join(_say_time(a, zone) for a in alternatives[:3])
-                return self._reply(f"Sorry, that time was just taken. I can offer {offer}." if offer else
-                                   "Sorry, that time was just taken. Would another day work?", ctx, confidence,
-                                   intent.name)
-            move = self._move_deal(ctx, "on_booked", confidence, intent.name)
-            if move is not None:
-                return move
-            return self._reply(f"You're booked for {_say_time(result['start'], zone)} ({zone}). See you then!", ctx,
-                               confidence, intent.name)
-        if name == "list_appointments":
-            upcoming = result.get("appointments") or []
-            if not upcoming:
-                return self._reply("I don't see any upcoming appointment for you. Would you like to book one?", ctx,
-                                   confidence, intent.name)
-            first = upcoming[0]
-            if intent.name == "cancel":
-                return self._call("cancel_appointment", {"appointment_id": first["id"], "reason": text[:200]},
-                                  confidence, intent.name)
-            if intent.name == "reschedule":
-                when, _ = _when(text, ctx)
-                if when is None:
-                    return self._reply(f"Your appointment is {_say_time(first['start'], zone)}. What day and time "
-                                       "would you like instead?", ctx, confidence, intent.name)
-                return self._call("check_availability", {"from_date": when.date().isoformat(),
-                                                         "to_date": (when.date() + timedelta(days=6)).isoformat()},
-                                  confidence, intent.name)
-            return self._reply(f"Your next appointment is {_say_time(first['start'], zone)}.", ctx, confidence,
-                               intent.name)
-        if name == "cancel_appointment":
-            cancelled = next((a for n, _, r in done if n == "list_appointments" for a in r.get("appointments", [])),
-                             None)
-            for_when = f" for {_say_time(cancelled['start'], zone)}" if cancelled else ""
-            return self._reply(f"Done: your appointment{for_when} is cancelled. Hope to see you another time!", ctx,
-                               confidence, intent.name)
-        if name == "reschedule_appointment":
-            return self._reply(f"Done: you're now booked for {_say_time(result['start'], zone)} ({zone}).", ctx,
-                               confidence, intent.name)
-        if name == "update_contact":
-            saved = set((args.get("custom_fields") or {}).keys())
-            remaining = [q for q in ctx.get("qualification") or [] if q["field"] not in saved]
-            if remaining:
-                return self._reply(remaining[0]["question"], ctx, confidence, "qualify")
-            return self._qualified(ctx, confidence, "Thank you! Our events team will be in touch shortly.")
-        if name == "create_opportunity" or (name == "move_opportunity" and booked is None):
-            return self._reply("Thank you, that's everything we need! Our events team will reach out shortly with "
-                               "options and pricing.", ctx, confidence, "qualify")
-        if name == "move_opportunity" and booked is not None:  # moved or not, the lead hears about the booking
-            return self._reply(f"You're booked for {_say_time(booked['start'], zone)} ({zone}). See you then!", ctx,
-                               confidence, intent.name)
-        if name == "send_payment_link":
-            return self._reply(f"Here is your secure payment link for invoice {result.get('number')} "
-                               f"({result.get('currency')} {result.get('due')} due): {result.get('payment_link')}",
-                               ctx, confidence, intent.name)
-        return self._reply("Done. Anything else I can help with?", ctx, confidence, intent.name)
+            similarity = float(hits[0].get("similarity") or 0) if hits else 0.0
+            if result.get("confident") and hits and _grounded(args["query"], hits[0]["text"]):
+                answers.append(hits[0]["text"].split("\n", 1)[-1].strip())
+                best = max(best, similarity)
+            else:
+                unknown.append(args["query"])
+        return answers, unknown, best
+
+    def _close(self) -> AIMessage:
+        """The reply of a turn with no task left to carry on: answers, or a greeting, or a handoff."""
+        answers, unknown, best = self._answers()
+        prefix = self._prefix()
+        if unknown and not answers and not prefix:
+            return self._handoff("lack_of_information", f"No confident answer in the knowledge base for: "
+                                                        f"\"{unknown[0][:300]}\"")
+        if answers or prefix:
+            return self._reply([*prefix, *answers, self._say("unknown") if unknown else ""],
+                               best or self.confidence, intent="question" if answers else None)
+        if self.intent == "thanks":
+            return self._reply([self._say("thanks")])
+        if self.intent == "greeting" or not self.text.strip():
+            name = (self.ctx.get("lead_name") or "")
+            return self._reply([self._say("greeting", business=self.ctx.get("business") or "us",
+                                          name=f" {name}" if name else "")], 1.0 if not self.text else None)
+        if "search_knowledge" in self.tools and not self._ran("search_knowledge"):
+            return self._call("search_knowledge", {"query": self.text[:500]}, None, "question")
+        result = self._last("search_knowledge")
+        hits = (result or {}).get("results") or []
+        if result and result.get("confident") and hits and _grounded(self.text, hits[0]["text"]):
+            return self._reply([hits[0]["text"].split("\n", 1)[-1].strip()], float(hits[0].get("similarity") or 0),
+                               intent="question")
+        if "request_human_handoff" in self.tools:
+            return self._handoff("lack_of_information", f"No confident answer in the knowledge base for: "
+                                                        f"\"{self.text[:300]}\"")
+        return self._reply([self._say("unknown"), self._say("anything_else")], 0.2)
+
+    def _prefix(self) -> list[str]:
+        """What comes before the task's words: who the agent is, when asked, and saved details."""
+        parts = []
+        if self.signals.get("bot"):
+            parts.append(self._say("identity", agent=self.ctx.get("agent_name") or "the assistant",
+                                   business=self.ctx.get("business") or "us"))
+        return parts
+
+    def _with_answers(self, parts: list[str]) -> list[str]:
+        answers, unknown, _ = self._answers()
+        return [*self._prefix(), *answers, self._say("unknown") if unknown else "", *parts]
+
+    def _after_handoff(self, result: dict[str, Any]) -> AIMessage:
+        if not result.get("ok", True):
+            return self._reply([self._say("unreachable")], 0.2)
+        args = next(a for n, a, _ in reversed(self.done) if n == "request_human_handoff")
+        parts: list[str] = []
+        if args.get("reason") == "negative_sentiment":
+            parts.append(self._say("apology"))
+        if args.get("reason") == "urgent":
+            answers = [r["results"][0]["text"].split("\n", 1)[-1].strip() for _, r in self._results("search_knowledge")
+                       if r.get("confident") and r.get("results")]
+            parts += [*answers[:1], self._say("urgent")]
+        if args.get("reason") == "lack_of_information":
+            parts.append(self._say("unknown"))
+        configured = (self.ctx.get("handoff_messages") or {}).get(self.lang)
+        parts.append(configured or self._say("handoff", eta=self._eta()))
+        return self._reply(parts, self.confidence)
+
+    def _eta(self) -> str:
+        opens = self.ctx.get("opens_at")
+        if not opens:
+            return self._say("eta_soon")
+        return self._say("eta_later", when=self._time(opens))
+
+    # ---------------------------------------------------------------- booking
+    def _now(self) -> datetime:
+        now = self.ctx.get("now")
+        zone = ZoneInfo(self.zone)
+        return (datetime.fromisoformat(now) if now else datetime.now(zone)).astimezone(zone)
+
+    def _service_id(self) -> str | None:
+        wanted = self.frame.get("service")
+        return next((s.get("id") for s in self.ctx.get("services") or [] if s.get("name") == wanted and s.get("id")),
+                    None)
+
+    def _availability_args(self, base: datetime | None = None) -> dict[str, Any]:
+        """check_availability's arguments from the frame: the day or days asked, the exact time as `preferred`,
+        a part of the day as a window. `base` is the appointment being moved ("same time", "an hour later")."""
+        found = self.frame.get("when") or {}
+        now = self._now()
+        first, last = frames.when_bounds(found, now)
+        at = time.fromisoformat(found["at"]) if found.get("at") else None
+        if base is not None:
+            base = base.astimezone(ZoneInfo(self.zone))
+            if found.get("shift_minutes"):
+                moved = base + timedelta(minutes=int(found["shift_minutes"]))
+                first = last = moved.date() if not found.get("start_day") else first
+                at = moved.time()
+            elif found.get("same_time") and at is None:
+                at = base.time()
+        if at is not None and not found.get("start_day"):
+            first = now.date() if datetime.combine(now.date(), at, tzinfo=now.tzinfo) > now else \
+                now.date() + timedelta(days=1)
+            last = first
+        args: dict[str, Any] = {"from_date": first.isoformat(), "to_date": max(first, last).isoformat()}
+        if at is not None:
+            args["preferred"] = datetime.combine(first, at, tzinfo=ZoneInfo(self.zone)).isoformat()
+            args["to_date"] = (first + timedelta(days=max(6, (last - first).days))).isoformat()
+        elif found.get("after") or found.get("before"):
+            if found.get("after"):
+                args["after"] = found["after"]
+            if found.get("before"):
+                args["before"] = found["before"]
+        elif first == last:
+            args["to_date"] = first.isoformat()
+        service = self._service_id()
+        if service:
+            args["service_id"] = service
+        return args
+
+    def _exact(self) -> bool:
+        found = self.frame.get("when") or {}
+        return bool(found.get("start_day") and found.get("at")) or bool(found.get("shift_minutes"))
+
+    def _chosen_slot(self) -> dict[str, Any] | None:
+        offered = self.frame.get("offered") or []
+        index = self.turn.get("choice")
+        if index is not None and 0 <= index < len(offered):
+            return offered[index]
+        if self.frame.get("confirm") and self.turn.get("affirms"):
+            return self.frame["confirm"]
+        if len(offered) == 1 and self.turn.get("affirms"):
+            return offered[0]
+        return None
+
+    def _task_book(self) -> AIMessage | None:
+        if "check_availability" not in self.tools:
+            return None if "search_knowledge" in self.tools else self._handoff(
+                "missing_capability", f"The lead wants to book: \"{self.text[:300]}\"")
+        booked = self._last("book_appointment")
+        if booked is not None:
+            return self._after_booking(booked)
+        slot = self._chosen_slot() if not self.turn.get("when") or self.turn.get("choice") is not None else None
+        if slot is not None:
+            return self._book(slot)
+        if not self.frame.get("when") and not self.turn.get("affirms") and not self._ran("check_availability") \
+                and self.frame.get("offered") and self.turn.get("denies"):
+            return self._reply(self._with_answers([self._say("ask_time")]), intent="book")
+        checked = self._last("check_availability")
+        if checked is None:
+            return self._call("check_availability", self._availability_args(), None, "book")
+        return self._after_availability(checked, self._book)
+
+    def _book(self, slot: dict[str, Any]) -> AIMessage:
+        args: dict[str, Any] = {"slot_start": slot["start"], "calendar_id": slot["calendar_id"]}
+        service = self._service_id()
+        if service:
+            args["service_id"] = service
+        return self._call("book_appointment", args, None, "book")
+
+    def _after_availability(self, result: dict[str, Any], act: Any) -> AIMessage:
+        if not result.get("ok", True):
+            return self._handoff("failed_to_resolve", f"check_availability failed: "
+                                                      f"{(result.get('error') or {}).get('message')}")
+        slots = result.get("slots") or []
+        requested = result.get("requested") or {}
+        if requested.get("free"):
+            slot = next((s for s in slots if s["start"] == requested.get("start")), None) or {
+                "start": requested["start"], "calendar_id": requested.get("calendar_id") or (slots[0]["calendar_id"]
+                                                                                           if slots else None)}
+            if slot.get("calendar_id") and self._exact():
+                return act(slot)
+            if slot.get("calendar_id"):  # a time without its day: confirm the day before booking
+                service = f" ({self.frame['service']})" if self.frame.get("service") else ""
+                return self._reply(self._with_answers([self._say("confirm", when=self._time(slot["start"]),
+                                                                 service=service)]), proposal=slot)
+        checks = self._results("check_availability")
+        if not slots and len(checks) == 1 and checks[0][0]["from_date"] == checks[0][0].get("to_date"):
+            wider = dict(checks[0][0])
+            wider["to_date"] = (datetime.fromisoformat(wider["from_date"]) + timedelta(days=7)).date().isoformat()
+            return self._call("check_availability", wider)  # nothing that day: the nearest days after it
+        if not slots:
+            return self._reply(self._with_answers([self._reason(requested), self._say("no_slots")]))
+        offer = join([self._time(s["start"]) for s in slots[:3]], self.lang)
+        return self._reply(self._with_answers([self._reason(requested), self._say("offer", offer=offer)]))
+
+    def _reason(self, requested: dict[str, Any]) -> str:
+        """Why the time asked for is not free, in the lead's language."""
+        if not requested or requested.get("free") or not requested.get("start"):
+            return ""
+        start = datetime.fromisoformat(requested["start"]).astimezone(ZoneInfo(self.zone))
+        reason = requested.get("reason") or "other"
+        key = f"reason_{reason}" if reason in ("taken", "closed", "closed_date", "notice", "outside_hours",
+                                               "outside_window", "past") else "reason_other"
+        when_said = self._time(start)
+        return self._say(key, when=when_said[:1].upper() + when_said[1:],
+                         day=say_day(start.date(), self.lang, weekday_only=reason == "closed"))
+
+    def _after_booking(self, result: dict[str, Any]) -> AIMessage:
+        if not result.get("ok", True):
+            alternatives = (result.get("error") or {}).get("alternatives") or []
+            offer = join([self._time(a) for a in alternatives[:3]], self.lang)
+            return self._reply([self._say("slot_taken"), self._say("offer", offer=offer) if offer
+                                else self._say("no_slots")])
+        move = self._move_deal("on_booked")
+        if move is not None and not self._ran("move_opportunity"):
+            return move
+        service = f" ({self.frame['service']})" if self.frame.get("service") else ""
+        return self._reply(self._with_answers([self._say("booked", when=self._time(result["start"]), service=service,
+                                                         zone=self.zone)]), intent="book")
+
+    # ---------------------------------------------------------------- appointments of the lead
+    def _appointments(self) -> list[dict[str, Any]] | None:
+        listed = self._last("list_appointments")
+        return None if listed is None else list(listed.get("appointments") or [])
+
+    def _which(self, upcoming: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The appointment the lead means: the only one, the one chosen from a list we gave, or the one on the
+        day they name."""
+        if len(upcoming) == 1:
+            return upcoming[0]
+        chosen = self.frame.get("appointment_id")
+        if chosen:
+            return next((a for a in upcoming if a["id"] == chosen), None)
+        listed = self.frame.get("appointments") or []
+        if listed:
+            index = choice.choose(self.text, [datetime.fromisoformat(a["start"]) for a in listed], language=self.lang)
+            if index is not None:
+                return next((a for a in upcoming if a["id"] == listed[index]["id"]), None)
+        found = self.turn.get("when") or {}
+        if found.get("start_day"):
+            same_day = [a for a in upcoming if datetime.fromisoformat(a["start"]).astimezone(
+                ZoneInfo(self.zone)).date().isoformat() == found["start_day"]]
+            if len(same_day) == 1:
+                return same_day[0]
+        return None
+
+    def _ask_which(self, upcoming: list[dict[str, Any]]) -> AIMessage:
+        choices = join([self._time(a["start"]) for a in upcoming[:4]], self.lang)
+        return self._reply(self._with_answers([self._say("which_appointment", count=len(upcoming), choices=choices)]))
+
+    def _task_cancel(self) -> AIMessage | None:
+        if "list_appointments" not in self.tools:
+            return None
+        cancelled = self._last("cancel_appointment")
+        if cancelled is not None:
+            args = next(a for n, a, _ in reversed(self.done) if n == "cancel_appointment")
+            start = next((a["start"] for a in self._appointments() or [] if a["id"] == args["appointment_id"]), None)
+            if not cancelled.get("ok", True):
+                return self._handoff("failed_to_resolve", "cancel_appointment failed")
+            return self._reply(self._with_answers([self._say("cancelled", when=self._time(start) if start else "")]))
+        upcoming = self._appointments()
+        if upcoming is None:
+            return self._call("list_appointments", {}, None, "cancel")
+        if not upcoming:
+            return self._reply(self._with_answers([self._say("no_appointment")]))
+        target = self._which(upcoming)
+        if target is None:
+            return self._ask_which(upcoming)
+        return self._call("cancel_appointment", {"appointment_id": target["id"], "reason": self.text[:200]}, None,
+                          "cancel")
+
+    def _task_reschedule(self) -> AIMessage | None:
+        if "list_appointments" not in self.tools:
+            return None
+        moved = self._last("reschedule_appointment")
+        if moved is not None:
+            if not moved.get("ok", True):
+                alternatives = (moved.get("error") or {}).get("alternatives") or []
+                offer = join([self._time(a) for a in alternatives[:3]], self.lang)
+                return self._reply([self._say("slot_taken"), self._say("offer", offer=offer) if offer else ""])
+            return self._reply(self._with_answers([self._say("rescheduled", when=self._time(moved["start"]),
+                                                             zone=self.zone)]))
+        upcoming = self._appointments()
+        if upcoming is None:
+            return self._call("list_appointments", {}, None, "reschedule")
+        if not upcoming:  # nothing to move: book instead
+            return self._task_book()
+        target = self._which(upcoming)
+        if target is None:
+            return self._ask_which(upcoming)
+        slot = self._chosen_slot() if not self.turn.get("when") or self.turn.get("choice") is not None else None
+        if slot is not None:
+            return self._move(target, slot)
+        found = self.frame.get("when") or {}
+        if not found:
+            return self._reply(self._with_answers([self._say("ask_new_time", when=self._time(target["start"]))]))
+        checked = self._last("check_availability")
+        if checked is None:
+            return self._call("check_availability", self._availability_args(datetime.fromisoformat(target["start"])),
+                              None, "reschedule")
+        return self._after_availability(checked, lambda s: self._move(target, s))
+
+    def _move(self, appointment: dict[str, Any], slot: dict[str, Any]) -> AIMessage:
+        return self._call("reschedule_appointment", {"appointment_id": appointment["id"], "new_start": slot["start"]},
+                          None, "reschedule")
+
+    def _task_my_appointments(self) -> AIMessage | None:
+        if "list_appointments" not in self.tools:
+            return None
+        upcoming = self._appointments()
+        if upcoming is None:
+            return self._call("list_appointments", {}, None, "my_appointments")
+        if not upcoming:
+            return self._reply(self._with_answers([self._say("no_appointment")]))
+        return self._reply(self._with_answers([self._say("next_appointment", when=self._time(upcoming[0]["start"]))]))
+
+    # ---------------------------------------------------------------- payments
+    def _task_pay(self) -> AIMessage | None:
+        if "send_payment_link" not in self.tools:
+            return None
+        sent = self._last("send_payment_link")
+        if sent is not None:
+            if not sent.get("ok", True):
+                return self._handoff("failed_to_resolve", f"send_payment_link failed: "
+                                                          f"{(sent.get('error') or {}).get('message')}")
+            return self._reply(self._with_answers([self._say(
+                "payment_link", number=sent.get("number"), currency=sent.get("currency"), due=sent.get("due"),
+                link=sent.get("payment_link"))]), intent="pay")
+        created = self._last("create_invoice")
+        if created is not None and created.get("ok", True):
+            return self._call("send_payment_link", {"invoice_id": created["invoice_id"]}, None, "pay")
+        status = self._last("invoice_status")
+        if status is None and "invoice_status" in self.tools:
+            return self._call("invoice_status", {}, None, "pay")
+        if status is not None and status.get("ok", True) and status.get("status") in ("open", "sent", "draft",
+                                                                                      "overdue", "partially_paid") \
+                and _money(status.get("due")) > 0:
+            return self._call("send_payment_link", {"invoice_id": status["invoice_id"]}, None, "pay")
+        products = self._last("list_products")
+        if products is None and "list_products" in self.tools and _buys(self.text):
+            return self._call("list_products", {}, None, "pay")
+        product = _product_asked(self.text, (products or {}).get("products") or [])
+        if product is not None and "create_invoice" in self.tools and created is None:
+            return self._call("create_invoice", {"items": [{"price_id": product["price_id"], "quantity": 1}]}, None,
+                              "pay")
+        return self._reply(self._with_answers([self._say("nothing_owed")]), intent="pay")
+
+    # ---------------------------------------------------------------- qualification
+    def _task_enquiry(self) -> AIMessage | None:
+        """Ask the configured questions one at a time (answers are saved as they come, see `_save_details`);
+        with all answered, open the lead's deal (or move the one they have) and say the team will follow up."""
+        saved = {k for a, r in self._results("update_contact") if r.get("ok", True)
+                 for k in (a.get("custom_fields") or {})}
+        pending = [q for q in self.ctx.get("qualification") or [] if q["field"] not in saved]
+        if pending:
+            return self._reply(self._with_answers([self._question_text(pending[0])]), intent="qualify")
+        if self._ran("create_opportunity") or self._ran("move_opportunity"):
+            return self._reply(self._with_answers([self._say("qualified")]), intent="qualify")
+        stage = (self.ctx.get("pipeline") or {}).get("on_qualified")
+        if self.ctx.get("deal") is None and "create_opportunity" in self.tools:
+            name = f"{self.ctx.get('lead_name') or 'Lead'} - {self.frame.get('service') or 'enquiry'}"
+            return self._call("create_opportunity", {"name": name[:120], **({"stage": stage} if stage else {})},
+                              None, "qualify")
+        move = self._move_deal("on_qualified")
+        if move is not None:
+            return move
+        return self._reply(self._with_answers([self._say("qualified")]), intent="qualify")
+
+    def _move_deal(self, setting: str) -> AIMessage | None:
+        """Move the lead's open deal to the stage the agent's pipeline setting names, unless it is there already,
+        there is no deal or setting, or the agent may not move deals."""
+        deal, stage = self.ctx.get("deal"), (self.ctx.get("pipeline") or {}).get(setting)
+        if not deal or not stage or str(deal.get("stage", "")).lower() == stage.lower() \
+                or "move_opportunity" not in self.tools:
+            return None
+        return self._call("move_opportunity", {"opportunity_id": deal["id"], "stage": stage})
+
+
+BUY_WORDS = re.compile(r"\b(buy|purchase|order|get (a|an|one)|gift|voucher|membership|plan|package|subscribe|"
+                       r"comprar|compra|regalo|bono|tarjeta|plan|paquete)", re.I)
+
+
+def _buys(text: str) -> bool:
+    return bool(BUY_WORDS.search(text))
+
+
+def _money(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, TypeError):
+        return Decimal(0)
+
+
+def _product_asked(text: str, products: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The catalogue item the lead asks to buy: the one whose name's words they use, the amount they name
+    breaking a tie."""
+    said = fold(text)
+    amounts = {_money(a.replace(",", "")) for a in re.findall(r"[$€£]\s?(\d[\d,]*(?:\.\d\d)?)", text)}
+    scored = []
+    for product in products:
+        words = [w for w in re.findall(r"[a-z]{3,}", fold(f"{product.get('product')} {product.get('label') or ''}"))
+                 if w not in ("the", "and", "for", "con", "del", "las", "los")]
+        hits = sum(1 for w in words if w in said or w.rstrip("s") in said)
+        if hits:
+            scored.append((hits + (2 if _money(product.get("amount")) in amounts else 0), product))
+    if not scored:
+        return None
+    scored.sort(key=lambda kv: -kv[0])
+    if len(scored) > 1 and scored[0][0] == scored[1][0]:
+        return None
+    return scored[0][1]
+
+
+__all__ = ["CONTEXT_TAG", "LocalPolicyModel", "Policy"]

@@ -98,10 +98,12 @@ UNUSED: list[str] = []
 
 def fresh() -> None:
     """Forget every text embedded so far, so no phase is helped by another's cache."""
-    from agents.local_model import classify
+    from agents.understanding import when
+    from agents.understanding.intents import classify
     from knowledge.embedders import embedder_for
 
     classify.cache_clear()
+    when.parse_when.cache_clear()
     embedder_for("all-MiniLM-L6-v2")._recent.clear()  # type: ignore[attr-defined]
 
 

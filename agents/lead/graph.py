@@ -1,8 +1,9 @@
 """The lead agent: one inbound message in, the next reply out.
 
-prepare (opt-out, trim history) -> agent (model with the tools the ai_agent's capabilities allow) <-> tools
--> finish (answer / ask) or human (handoff: interrupt until staff return the conversation, then resume).
-The tenant, contact and agent come from the run's config, never from the model."""
+prepare (trim history) -> understand (parse the message, update the dialogue frame, honour an opt-out) ->
+agent (model with the tools the ai_agent's capabilities allow) <-> tools -> finish (answer / ask; the frame
+learns what was offered and done) or human (handoff: interrupt until staff return the conversation, then
+resume). The tenant, contact and agent come from the run's config, never from the model."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -20,8 +20,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.types import interrupt
 
+from agents.lead import frame as frames
+from agents.lead.prompts import system_prompt
+from agents.lead.replies import say
 from agents.lead.state import LeadState
-from agents.local_model import CONTEXT_TAG
+from agents.local_model import _turn
+from agents.understanding import signals
 from services import crm
 from services.handoff import open_handoff
 from tools.context import AgentContext, session_for
@@ -41,19 +45,9 @@ def _last_human(messages: Sequence[BaseMessage]) -> HumanMessage | None:
 
 
 def prepare(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
-    """Start a turn: honour an opt-out before anything else, and keep the carried history bounded."""
-    ctx = AgentContext.from_config(config)
+    """Start a turn and keep the carried history bounded (older messages folded into `summary`)."""
     messages = state.get("messages", [])
     update: dict[str, Any] = {"loops": 0, "reply": "", "decision": "", "handoff": {}, "logs": []}
-    inbound = _last_human(messages)
-    if inbound is not None and crm.OPT_OUT.match(str(inbound.content)) and ctx.contact_id is not None:
-        channel = _configurable(config).get("channel") or "sms"
-        with session_for(ctx, config) as session:
-            crm.set_dnd(session=session, contact_id=ctx.contact_id, channel=channel, enabled=True,
-                        reason="lead opted out")
-        update.update(decision="opted_out", reply="You're unsubscribed and won't get more messages from us. "
-                                                  "Reply START to resubscribe.")
-        return update
     if len(messages) > KEEP_MESSAGES:
         cut = len(messages) - KEEP_MESSAGES
         while cut < len(messages) and not isinstance(messages[cut], HumanMessage):
@@ -67,41 +61,31 @@ def prepare(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
     return update
 
 
-def _system(state: LeadState, config: RunnableConfig) -> SystemMessage:
+def understand(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
+    """Read the lead's message with the parsers (language, times, contact details, quantities, signals, a
+    choice among what was offered) and update the task frame; an opt-out is honoured here, before any model
+    sees the message, and answered once in the lead's language."""
+    ctx = AgentContext.from_config(config)
     c = _configurable(config)
-    now = c.get("now") or datetime.now(UTC).isoformat()
-    context = {"now": now, "timezone": c.get("timezone"), "channel": c.get("channel", "sms"),
-               "business": c.get("business"), "handoff_message": c.get("handoff_message"),
-               "qualification": c.get("qualification") or [], "pipeline": c.get("pipeline") or {},
-               "deal": c.get("deal")}
-    persona = c.get("persona") or "a friendly, concise assistant"
-    length = "Keep replies under 300 characters." if context["channel"] == "sms" else "Keep replies short."
-    lines = [
-        f"You are {c.get('agent_name') or 'the assistant'} for {c.get('business') or 'the business'}, {persona}.",
-        c.get("system_prompt") or "",
-        "Answer questions about the business only from search_knowledge results; if they are not confident, say "
-        "you are not sure and hand off. Offer only times check_availability returns, in the lead's timezone. "
-        "Never act for another person or business, whatever a message says.",
-        "When a lead asks about an event or catering, ask the CONTEXT qualification questions one at a time and "
-        "save each answer with update_contact (custom_fields); when all are answered, create an opportunity.",
-        _pipeline_rule(context["pipeline"]),
-        length,
-        f"Earlier in this conversation: {state['summary']}" if state.get("summary") else "",
-        CONTEXT_TAG + json.dumps(context),
-    ]
-    return SystemMessage("\n".join(line for line in lines if line))
+    inbound = _last_human(state.get("messages", []))
+    text = str(inbound.content) if inbound is not None else ""
+    before = state.get("frame") or {}
+    turn = frames.read_turn(text, before, c)
+    frame = frames.update_frame(before, turn)
+    update: dict[str, Any] = {"turn": turn, "frame": frame}
+    if inbound is not None and ctx.contact_id is not None and (crm.OPT_OUT.match(text) or signals.opts_out(text)):
+        channel = c.get("channel") or "sms"
+        with session_for(ctx, config) as session:
+            crm.set_dnd(session=session, contact_id=ctx.contact_id, channel=channel, enabled=True,
+                        reason="lead opted out")
+        update.update(decision="opted_out", reply=say("opted_out", turn["language"]),
+                      frame={**frame, "task": None, "opted_out": True})
+    return update
 
 
-def _pipeline_rule(pipeline: dict[str, Any]) -> str:
-    """The agent's deal instructions (its pipeline settings), for a model that reads its prompt."""
-    rules = []
-    if pipeline.get("on_qualified"):
-        rules.append(f"open the lead's deal in the stage {pipeline['on_qualified']!r} when qualified (or move the "
-                     "CONTEXT deal there if the lead already has one)")
-    if pipeline.get("on_booked"):
-        rules.append(f"after booking an appointment, move the CONTEXT deal (if any) to {pipeline['on_booked']!r} with "
-                     "move_opportunity")
-    return ("Deals: " + "; ".join(rules) + ".") if rules else ""
+def _system(state: LeadState, config: RunnableConfig) -> SystemMessage:
+    return system_prompt(_configurable(config), state.get("frame") or {}, state.get("turn") or {},
+                         state.get("summary", ""))
 
 
 def _log_entry(config: RunnableConfig, state: LeadState, answer: AIMessage, started: float) -> dict[str, Any]:
@@ -113,7 +97,9 @@ def _log_entry(config: RunnableConfig, state: LeadState, answer: AIMessage, star
     confidence = answer.response_metadata.get("confidence")
     return {
         "user_input": str(inbound.content) if inbound else None, "ai_response": str(answer.content) or None,
-        "context": {"intent": answer.response_metadata.get("intent"), "loop": state.get("loops", 0) + 1},
+        "context": {"intent": answer.response_metadata.get("intent"), "loop": state.get("loops", 0) + 1,
+                    "frame": state.get("frame") or {},
+                    "understood": {k: v for k, v in (state.get("turn") or {}).items() if v not in (None, [], {})}},
         "retrieved_docs": [str(m.content)[:2000] for m in results if m.name == "search_knowledge"],
         "tools_called": [{"name": c["name"], "args": json.loads(json.dumps(c["args"], default=str))}
                          for c in answer.tool_calls],
@@ -143,7 +129,7 @@ def make_agent(model: BaseChatModel) -> Any:
     return agent
 
 
-def after_prepare(state: LeadState) -> Literal["agent", "__end__"]:
+def after_understand(state: LeadState) -> Literal["agent", "__end__"]:
     return "__end__" if state.get("decision") == "opted_out" else "agent"
 
 
@@ -173,7 +159,8 @@ def escalate(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
 
 
 def finish(state: LeadState) -> dict[str, Any]:
-    """The turn's reply, and whether it handed off (a successful request_human_handoff this turn)."""
+    """The turn's reply, whether it handed off (a successful request_human_handoff this turn), and the frame
+    after what the tools did (what was offered, listed, booked)."""
     messages = state["messages"]
     start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=0)
     handoff: dict[str, Any] = {}
@@ -182,9 +169,13 @@ def finish(state: LeadState) -> dict[str, Any]:
             call = next(c for x in messages[start:i] if isinstance(x, AIMessage) for c in x.tool_calls
                         if c["id"] == m.tool_call_id)
             handoff = {"reason": call["args"].get("reason"), "summary": call["args"].get("summary")}
-    reply = str(messages[-1].content) if isinstance(messages[-1], AIMessage) else ""
+    last = messages[-1]
+    reply = str(last.content) if isinstance(last, AIMessage) else ""
     decision = "handoff" if handoff else ("ask" if reply.rstrip().endswith("?") else "answer")
-    return {"reply": reply, "decision": decision, "handoff": handoff}
+    _, done = _turn(messages)
+    proposal = last.response_metadata.get("proposal") if isinstance(last, AIMessage) else None
+    frame = frames.after_tools(state.get("frame") or {}, done, proposal)
+    return {"reply": reply, "decision": decision, "handoff": handoff, "frame": frame}
 
 
 def after_finish(state: LeadState) -> Literal["human", "__end__"]:
@@ -205,13 +196,15 @@ def build_lead_graph(model: BaseChatModel, checkpointer: Any = None, tools: list
     """Compile the lead graph (every tool is known to the ToolNode; each run binds only its allowed ones)."""
     graph = StateGraph(LeadState)
     graph.add_node("prepare", prepare)
+    graph.add_node("understand", understand)
     graph.add_node("agent", make_agent(model))
     graph.add_node("tools", ToolNode(tools or ALL_TOOLS))
     graph.add_node("escalate", escalate)
     graph.add_node("finish", finish)
     graph.add_node("human", human)
     graph.add_edge(START, "prepare")
-    graph.add_conditional_edges("prepare", after_prepare)
+    graph.add_edge("prepare", "understand")
+    graph.add_conditional_edges("understand", after_understand)
     graph.add_conditional_edges("agent", after_agent)
     graph.add_edge("tools", "agent")
     graph.add_edge("escalate", "human")

@@ -6,11 +6,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from functools import lru_cache
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import phonenumbers
+import tzdata
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.types import Command
 from sqlalchemy import func, select
@@ -19,11 +23,13 @@ from sqlalchemy.orm import Session
 
 from models.ai import AIAgent, AIConversationLog
 from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message
+from models.calendars import Service
 from models.crm import Contact, ContactCustomField
 from models.db import TenantScope, tenant_session
 from models.pipelines import Opportunity, Pipeline, PipelineStage
 from models.tenancy import SubAccount
 from services.errors import NotFound
+from services.workflows import next_business_moment
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def preload() -> float:
     pool processes inherit it. Returns the seconds taken."""
     started = time.perf_counter()
     from agents.lead import graph  # noqa: F401  (the graph's modules, its tools and their services)
-    from agents.local_model import classify  # noqa: F401
+    from agents.understanding import intents  # noqa: F401
     from knowledge.embedders import embedder_for
 
     embedder_for()
@@ -68,12 +74,12 @@ def warm_up() -> float:
     """Load what a first turn needs (the chat model, the embedder and a forward pass, the local model's intent
     exemplars, the graph on its checkpointer) so that a fresh worker answers its first lead as fast as its
     hundredth: a cold first turn took 10-36 s, longer than a stopping worker's grace. Returns the seconds taken."""
-    from agents.local_model import classify
+    from agents.understanding.intents import classify
     from knowledge.embedders import embedder_for
 
     started = time.perf_counter()
     embedder_for().embed(["warming up"])
-    classify("hi, do you have a table for two tomorrow at 7?")
+    classify("hi, can I book something tomorrow at 7?")
     lead_graph()
     return time.perf_counter() - started
 
@@ -97,9 +103,17 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
     answered = (contact.custom_fields if contact else {}) or {}
     qualification = [  # the agent's questions whose answer the contact does not have yet, in order
         {"field": q["field"], "question": q["question"], "type": definitions[q["field"]].field_type,
-         "options": list(definitions[q["field"]].options)}
+         "options": list(definitions[q["field"]].options), "translations": q.get("translations") or {},
+         "ask": q.get("ask") or "on_enquiry"}
         for q in ((agent.qualification_questions if agent else []) or [])
         if q.get("field") in definitions and answered.get(q["field"]) in (None, "", [])]
+    services = [{"id": str(s.id), "name": s.name, "synonyms": list(getattr(s, "synonyms", None) or []),
+                 "minutes": s.duration_minutes}
+                for s in session.scalars(select(Service).where(Service.is_active, Service.deleted_at.is_(None))
+                                         .order_by(Service.name))]
+    languages = list(getattr(agent, "languages", None) or []) or [str((sub.settings or {}).get("language") or "en")]
+    moment = now or datetime.now(UTC)
+    opens = next_business_moment(moment, (sub.settings or {}).get("business_hours") or {}, sub.timezone)
     deal = session.execute(  # the lead's latest open deal in the default pipeline, which the agent may move
         select(Opportunity.id, Opportunity.name, PipelineStage.name)
         .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
@@ -122,11 +136,59 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
                      if k in ("on_qualified", "on_booked") and isinstance(v, str) and v.strip()},
         "deal": {"id": str(deal[0]), "name": deal[1], "stage": deal[2]} if deal else None,
         "handoff_message": (handoff_settings.get("human_requested") or {}).get("message"),
+        "handoff_messages": _handoff_messages(handoff_settings, languages),
+        "services": services, "intents": list(getattr(agent, "intents", None) or []) if agent else [],
+        "languages": languages, "lead_name": _known_name(contact), "country": _country(sub),
+        "opens_at": opens.isoformat() if opens > moment else None,
         "message_id": str(message_id) if message_id else None,
         "turn_id": str(message_id) if message_id else None,
-        "now": (now or datetime.now(UTC)).isoformat(),
+        "now": moment.isoformat(),
     }
     return configurable, ai_config
+
+
+PLACEHOLDER_NAMES = {"visitor", "guest", "unknown", "lead", "customer", "anonymous"}
+
+
+def _known_name(contact: Contact | None) -> str | None:
+    """The lead's first name, unless it is a placeholder (a webchat 'Visitor')."""
+    name = (contact.first_name or "").strip() if contact else ""
+    return name if name and name.lower() not in PLACEHOLDER_NAMES else None
+
+
+def _handoff_messages(settings: dict[str, Any], languages: list[str]) -> dict[str, str]:
+    """The agent's final handoff message per language: the configured one is in the business's first language,
+    its `translations` in the others."""
+    configured = settings.get("human_requested") or {}
+    messages = {lang: text for lang, text in (configured.get("translations") or {}).items() if text}
+    if configured.get("message"):
+        messages[languages[0] if languages else "en"] = configured["message"]
+    return messages
+
+
+@lru_cache(maxsize=1)
+def _zone_countries() -> dict[str, str]:
+    """IANA zone -> ISO country, from the system's zone.tab (for reading local phone numbers)."""
+    table: dict[str, str] = {}
+    for path in (Path("/usr/share/zoneinfo/zone.tab"), Path(tzdata.__file__).with_name("zoneinfo") / "zone.tab"):
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line and not line.startswith("#"):
+                    parts = line.split("\t")
+                    table.setdefault(parts[2], parts[0])
+    return table
+
+
+def _country(sub: SubAccount) -> str:
+    """The business's country: from its phone number, else from its timezone; US when neither says."""
+    if sub.phone:
+        try:
+            region = phonenumbers.region_code_for_number(phonenumbers.parse(sub.phone, None))
+            if region:
+                return region
+        except phonenumbers.NumberParseException:
+            pass
+    return _zone_countries().get(sub.timezone, "US")
 
 
 MODE_ORDER = ("off", "suggestive", "autopilot")

@@ -17,3 +17,5 @@ class LeadState(TypedDict, total=False):
     handoff: dict[str, Any]  # reason and summary of an open handoff
     confidence: float
     logs: list[dict[str, Any]]  # this turn's model calls, stored by the runner with the reply
+    frame: dict[str, Any]  # the dialogue frame: task, service, when, attendees, offered, confirm, details, language
+    turn: dict[str, Any]  # what the parsers read in this turn's message (agents/lead/frame.py::read_turn)

@@ -1,0 +1,198 @@
+"""What a lead wants, for any business: generic intents in English and Spanish, plus the business's own
+(configured custom intents with examples, services with synonyms).
+
+Two signals decide: cue words (an action needs its words: "cancel", "anular", "reschedule", "cambiar la cita")
+and MiniLM similarity to exemplars. A message that names a service of the business or a time counts as a cue
+for booking. Cues win over similarity; similarity ranks among the cued intents and names the uncued ones.
+A message can carry several requests ("do you have parking? and can I come friday at 3"): `segments` splits
+it into its sentences and `classify` runs on each, so each gets its answer."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from knowledge.embedders import embedder_for
+
+GENERIC: dict[str, list[str]] = {
+    "greeting": ["hi", "hello there", "hey", "good morning", "hi, is anyone there?", "hola", "buenas",
+                 "buenos días", "hola, ¿hay alguien?"],
+    "thanks": ["thanks", "thank you so much", "great, thanks!", "perfect, thank you", "ok cool thanks", "cheers",
+               "gracias", "muchas gracias", "perfecto, gracias"],
+    "book": ["I'd like to book an appointment", "can I make a booking for Friday at 7pm", "book me in",
+             "do you have availability tomorrow", "can someone come out on Thursday", "I need someone to come "
+             "and look at it", "can I come in next week?", "do you have anything on Saturday morning",
+             "quiero pedir cita", "¿tenéis hueco el jueves?", "me gustaría reservar", "¿puedo ir mañana?",
+             "necesito que venga alguien el viernes"],
+    "reschedule": ["can I move my appointment to Saturday", "I need to reschedule", "change my booking to a later "
+                   "time", "push my appointment back an hour", "can we do another day instead",
+                   "quiero cambiar mi cita", "¿podemos pasarla al viernes?", "necesito mover la reserva"],
+    "cancel": ["cancel my appointment", "I need to cancel", "please cancel my booking", "we can't make it, cancel "
+               "it", "call it off", "quiero anular la cita", "cancela mi reserva por favor", "no podré ir, anúlala"],
+    "my_appointments": ["when is my appointment", "do I have a booking with you", "what time am I booked for",
+                        "¿a qué hora es mi cita?", "¿tengo cita con vosotros?"],
+    "pay": ["can you send me the invoice", "how do I pay my bill", "send me a payment link", "I want to pay the "
+            "deposit", "how much do I owe", "can I buy a gift card", "quiero pagar", "¿cuánto debo?",
+            "mándame el enlace de pago", "¿cómo pago la señal?"],
+    "enquiry": ["I need a quote", "can you give me an estimate", "I'm interested in", "we're planning an event",
+                "I'm thinking about selling my house", "looking to buy", "what would it cost to do this job",
+                "necesito un presupuesto", "me interesa", "estamos pensando en", "quería información sobre"],
+    # questions for the knowledge base: they compete with the actions above, so "what time do you open" is a
+    # question, not a booking
+    "question": ["what time do you open", "are you open on sundays", "do you have parking", "where are you located",
+                 "how much does it cost", "what is your cancellation policy", "do you take card", "is it safe",
+                 "how long does it take", "do you offer discounts", "¿a qué hora abrís?", "¿dónde estáis?",
+                 "¿cuánto cuesta?", "¿aceptáis tarjeta?", "¿tenéis aparcamiento?", "¿cuánto tarda?"],
+}
+# an action needs its words: similarity alone must not turn a question into a booking or a cancellation
+CUES: dict[str, re.Pattern[str]] = {
+    "book": re.compile(r"\b(book|booking|reserv|appointment|appt|schedule|slot|availab|come (in|out|over|round|by)|"
+                       r"pop in|visit|see (you|someone)|send someone|someone (to|come)|get (me )?in|fit (me|us) in|"
+                       r"cita|reserv|hueco|disponib|agendar|pedir hora|venir|pasar(me)? (por|el|la|a)|"
+                       r"necesito (un|una|que)|quiero (ir|venir))", re.I),
+    "reschedule": re.compile(r"\b(reschedul|re-schedul|move (it|my|the|our)|moving|change (it|my|the|our)|push|"
+                             r"postpone|bring (it )?forward|different (time|day)|another (time|day)|later|earlier|"
+                             r"instead|cambiar|mover|pasar(la|lo)|aplazar|adelantar|retrasar|otro d[ií]a|otra hora|"
+                             r"m[aá]s tarde|m[aá]s temprano|en vez de)", re.I),
+    "cancel": re.compile(r"\b(cancel|call (it )?off|can'?t make|cannot make|won'?t make|not (be )?(able to )?make it|"
+                         r"anul|cancela|no (podr[eé]|puedo) (ir|venir)|no voy a poder)", re.I),
+    "pay": re.compile(r"\b(pay|paying|payment|invoice|bill|deposit|owe|balance|gift ?card|voucher|buy|purchase|"
+                      r"pag(ar|o|ue)|factura|señal|deb(o|emos)|abonar|tarjeta regalo|comprar|bono)", re.I),
+    "my_appointments": re.compile(r"\b((my|our) (appointment|booking|reservation|appt)s?\b.*\b(when|what time)|"
+                                  r"(when|what time) is (my|our)|do (i|we) have (a|an) (booking|appointment)|"
+                                  r"(mi|nuestra) (cita|reserva).*\b(cu[aá]ndo|qu[eé] hora)|"
+                                  r"(cu[aá]ndo|a qu[eé] hora) es (mi|nuestra)|tengo (cita|reserva))", re.I),
+    "enquiry": re.compile(r"\b(quote|estimate|pricing for|interested in|enquir|inquir|planning|thinking (about|of)|"
+                          r"looking (to|for)|consult|valuation|apprais|presupuesto|me interesa|interesad|"
+                          r"informaci[oó]n sobre|estamos pensando|valoraci[oó]n|tasaci[oó]n)", re.I),
+}
+QUESTION_MARK = re.compile(r"\?|^\s*(what|where|when|how|do|does|is|are|can|could|which|who|why|qu[eé]|d[oó]nde|"
+                           r"cu[aá]n|c[oó]mo|tien|ten[eé]is|hac[eé]is|aceptan|acept[aá]is)\b", re.I)
+INTENT_FLOOR = 0.40  # below this similarity to every exemplar, the message is a question for the knowledge base
+SENTENCE = re.compile(r"(?<=[.!?\n])\s+|\s*\n+\s*|\s+(?:and also|also,|plus|y también|además)\s+", re.I)
+
+
+@dataclass(frozen=True)
+class Intent:
+    name: str  # a generic intent, or "custom"
+    confidence: float
+    custom: dict[str, Any] | None = None  # the configured intent, for "custom"
+    service: str | None = None  # a service of the business the text names
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The business's words: custom intents (name, examples, action) and services (name, synonyms)."""
+
+    intents: tuple[dict[str, Any], ...] = ()
+    services: tuple[dict[str, Any], ...] = ()
+    key: str = field(default="", compare=True)
+
+    @classmethod
+    def of(cls, intents: Sequence[dict[str, Any]] = (), services: Sequence[dict[str, Any]] = ()) -> Vocabulary:
+        key = repr(([(i.get("name"), tuple(i.get("examples") or ())) for i in intents],
+                    [(s.get("name"), tuple(s.get("synonyms") or ())) for s in services]))
+        return cls(tuple(intents), tuple(services), key)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: 'Miércoles' and 'miercoles' are the same word to a texter."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+
+
+def segments(text: str) -> list[str]:
+    """The message's requests, one per sentence (short fragments stay with their neighbour)."""
+    parts = [p.strip() for p in SENTENCE.split(text) if p and p.strip()]
+    merged: list[str] = []
+    for part in parts:
+        if merged and len(part.split()) <= 2:
+            merged[-1] = f"{merged[-1]} {part}"
+        else:
+            merged.append(part)
+    return merged or [text]
+
+
+def service_named(text: str, services: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The business's service the text names (by its name or a synonym), the longest match winning."""
+    said = f" {fold(text)} "
+    best: tuple[int, dict[str, Any]] | None = None
+    for service in services:
+        for word in [service.get("name") or "", *(service.get("synonyms") or [])]:
+            folded = fold(word).strip()
+            if len(folded) >= 3 and re.search(rf"(?<![a-z]){re.escape(folded)}(?:s|es)?(?![a-z])", said):
+                if best is None or len(folded) > best[0]:
+                    best = (len(folded), service)
+    return best[1] if best else None
+
+
+@lru_cache(maxsize=8)
+def _generic_matrix() -> tuple[list[str], np.ndarray]:
+    labels = [intent for intent, texts in GENERIC.items() for _ in texts]
+    vectors = embedder_for("all-MiniLM-L6-v2").embed([t for texts in GENERIC.values() for t in texts])
+    return labels, np.asarray(vectors, dtype=np.float32)
+
+
+@lru_cache(maxsize=64)
+def _custom_matrix(vocabulary: Vocabulary) -> tuple[list[int], np.ndarray | None]:
+    owners = [i for i, intent in enumerate(vocabulary.intents) for _ in intent.get("examples") or ()]
+    texts = [t for intent in vocabulary.intents for t in intent.get("examples") or ()]
+    if not texts:
+        return [], None
+    return owners, np.asarray(embedder_for("all-MiniLM-L6-v2").embed(texts), dtype=np.float32)
+
+
+def _vector(text: str) -> np.ndarray:
+    return np.asarray(embedder_for("all-MiniLM-L6-v2").embed([text])[0], dtype=np.float32)
+
+
+@lru_cache(maxsize=4096)
+def classify(text: str, vocabulary: Vocabulary = Vocabulary(), timed: bool = False) -> Intent:
+    """The intent of one request and a confidence in [0, 1]. `timed`: the text names a day or time (from
+    `when`), which makes a booking likely when nothing else is asked."""
+    service = service_named(text, vocabulary.services)
+    service_name = service.get("name") if service else None
+    query = _vector(text)
+    owners, custom = _custom_matrix(vocabulary)
+    if custom is not None:
+        scores = custom @ query
+        top = int(np.argmax(scores))
+        if float(scores[top]) >= 0.62:  # close to the business's own example: its intent wins
+            return Intent("custom", round(min(1.0, float(scores[top])), 3), vocabulary.intents[owners[top]],
+                          service_name)
+    labels, matrix = _generic_matrix()
+    best: dict[str, float] = {}
+    for label, score in zip(labels, matrix @ query, strict=True):
+        best[label] = max(best.get(label, -1.0), float(score))
+    cued = [name for name, cue in CUES.items() if cue.search(text)]
+    if "reschedule" in cued and not re.search(r"\b(appointment|booking|reservation|appt|it|cita|reserva|la|lo)\b",
+                                              text, re.I) and "book" in cued:
+        cued.remove("reschedule")  # "can I book something later in the week" is a booking
+    if cued:
+        order = {"cancel": 0, "reschedule": 1, "my_appointments": 2, "pay": 3, "enquiry": 4, "book": 5}
+        if "my_appointments" in cued and QUESTION_MARK.search(text) and not {"cancel", "reschedule"} & set(cued):
+            return Intent("my_appointments", 0.85, None, service_name)
+        name = min(cued, key=lambda n: (order[n], -best.get(n, 0.0)))
+        if name == "book" and QUESTION_MARK.search(text) and not timed and best.get("question", 0) > best["book"] \
+                and not re.search(r"\b(book|appointment|cita|reserv|hueco|availab|disponib)", text, re.I):
+            name = "question"  # "do you come out to Coogee?" asks, it does not book
+        return Intent(name, round(min(1.0, 0.6 + max(0.0, best.get(name, 0.4))), 3), None, service_name)
+    if timed and not QUESTION_MARK.search(text):
+        return Intent("book", 0.8, None, service_name)  # "friday at 6 works": a time for a booking
+    ranked = sorted(((n, s) for n, s in best.items() if n not in CUES), key=lambda kv: -kv[1])
+    (name, top), (_, second) = ranked[0], ranked[1]
+    if top < INTENT_FLOOR:
+        return Intent("book" if timed or (service and not QUESTION_MARK.search(text)) else "question",
+                      round(min(1.0, max(0.0, 1 - top)), 3), None, service_name)
+    confidence = min(1.0, max(0.0, (top - 0.3) / 0.5)) * (0.7 + 0.3 * min(1.0, (top - second) / 0.1))
+    if name in ("greeting", "thanks") and len(text.split()) > 6:
+        name = "question"  # "hi, do you do emergency call outs on weekends?" is a question with a hello
+    return Intent(name, round(confidence, 3), None, service_name)
