@@ -506,6 +506,11 @@ class Policy:
                                                       f"{(result.get('error') or {}).get('message')}")
         slots = result.get("slots") or []
         requested = result.get("requested") or {}
+        asked: dict[str, Any] = next((a for a, r in reversed(self._results("check_availability")) if r is result), {})
+        if not requested and asked.get("preferred"):  # a tool that does not judge the time: is it among the slots?
+            wanted = datetime.fromisoformat(asked["preferred"])
+            hit = next((s for s in slots if datetime.fromisoformat(s["start"]) == wanted), None)
+            requested = {"start": hit["start"], "free": True, "calendar_id": hit["calendar_id"]} if hit else {}
         if requested.get("free"):
             slot = next((s for s in slots if s["start"] == requested.get("start")), None) or {
                 "start": requested["start"], "calendar_id": requested.get("calendar_id") or (slots[0]["calendar_id"]

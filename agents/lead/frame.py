@@ -49,7 +49,7 @@ def read_turn(text: str, frame: dict[str, Any], ctx: dict[str, Any]) -> dict[str
         timed = when.parse_when(part, now) is not None if found is not None else False
         intent = classify(part, vocabulary, timed)
         requests.append({"text": part, "intent": intent.name, "confidence": intent.confidence,
-                         "custom": intent.custom, "service": intent.service})
+                         "custom": intent.custom, "service": intent.service, "cued": intent.cued})
     offered = [datetime.fromisoformat(s["start"]) for s in frame.get("offered") or []]
     contact = details.contact_details(text, region=ctx.get("country") or "US")
     extra_urgent = tuple(ctx.get("urgent_terms") or ())
@@ -85,9 +85,13 @@ def _merge_when(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def task_of(turn: dict[str, Any]) -> str | None:
-    """The action this turn asks for (the first request that asks for one)."""
+def task_of(turn: dict[str, Any], current: str | None = None) -> str | None:
+    """The action this turn asks for (the first request that asks for one). While a task is under way, only a
+    request in the words of another action changes it: "la del lunes" answers "which appointment?", it does not
+    start a booking."""
     for request in turn["requests"]:
+        if current is not None and not request.get("cued"):
+            continue
         name = request["intent"]
         if name == "custom":
             mapped = CUSTOM_ACTIONS.get((request.get("custom") or {}).get("action") or "", "question")
@@ -102,7 +106,7 @@ def update_frame(frame: dict[str, Any], turn: dict[str, Any]) -> dict[str, Any]:
     """The frame after this turn's message (before the agent acts on it)."""
     updated = dict(frame)
     updated["language"] = turn["language"]
-    task = task_of(turn)
+    task = task_of(turn, frame.get("task"))
     if task is not None and task != frame.get("task"):
         updated.update(task=task, confirm=None)
         if task in ("book", "enquiry") and frame.get("task") not in ("book", "enquiry", "reschedule"):

@@ -73,6 +73,13 @@ def understand(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
     turn = frames.read_turn(text, before, c)
     frame = frames.update_frame(before, turn)
     update: dict[str, Any] = {"turn": turn, "frame": frame}
+    if c.get("do_not_contact") and ctx.contact_id is not None:
+        if not signals.opts_in(text):  # opted out on this channel: the agent writes nothing at all
+            update.update(decision="opted_out", reply="")
+            return update
+        with session_for(ctx, config) as session:
+            crm.set_dnd(session=session, contact_id=ctx.contact_id, channel=c.get("channel") or "sms",
+                        enabled=False, reason="lead opted back in")
     if inbound is not None and ctx.contact_id is not None and (crm.OPT_OUT.match(text) or signals.opts_out(text)):
         channel = c.get("channel") or "sms"
         with session_for(ctx, config) as session:

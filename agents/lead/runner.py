@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from functools import lru_cache
-from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -22,8 +22,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from models.ai import AIAgent, AIConversationLog
-from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message
 from models.calendars import Service
+from models.conversations import Channel, Conversation, ConversationAIConfig, Handoff, Message
 from models.crm import Contact, ContactCustomField
 from models.db import TenantScope, tenant_session
 from models.pipelines import Opportunity, Pipeline, PipelineStage
@@ -139,6 +139,8 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
         "handoff_messages": _handoff_messages(handoff_settings, languages),
         "services": services, "intents": list(getattr(agent, "intents", None) or []) if agent else [],
         "languages": languages, "lead_name": _known_name(contact), "country": _country(sub),
+        "do_not_contact": bool(contact and (contact.dnd_all or (contact.dnd_channels or {}).get(
+            channel.channel_type))),
         "opens_at": opens.isoformat() if opens > moment else None,
         "message_id": str(message_id) if message_id else None,
         "turn_id": str(message_id) if message_id else None,
@@ -180,7 +182,11 @@ def _zone_countries() -> dict[str, str]:
 
 
 def _country(sub: SubAccount) -> str:
-    """The business's country: from its phone number, else from its timezone; US when neither says."""
+    """The business's country (how its leads write local phone numbers): from its timezone, else from its own
+    phone number; US when neither says."""
+    zone_country = _zone_countries().get(sub.timezone)
+    if zone_country:
+        return zone_country
     if sub.phone:
         try:
             region = phonenumbers.region_code_for_number(phonenumbers.parse(sub.phone, None))
@@ -188,7 +194,7 @@ def _country(sub: SubAccount) -> str:
                 return region
         except phonenumbers.NumberParseException:
             pass
-    return _zone_countries().get(sub.timezone, "US")
+    return "US"
 
 
 MODE_ORDER = ("off", "suggestive", "autopilot")

@@ -160,6 +160,8 @@ QUANTITY = (
     re.compile(rf"\b{N} {PEOPLE}\b", re.I),
     re.compile(rf"\b(?:we(?:'re| are|re|’re)|we(?:'ll| will) be|there(?:'ll| will) be|there are|somos|seremos|"
                rf"vamos a ser|seríamos|seriamos) {N}{AFTER_BARE}", re.I),
+    re.compile(rf"\b(?:somos|seremos|we(?:'re| are)) {N}(?= (?:de familia|en (?:la )?familia|en total|in total|"
+               rf"in the family|of us))", re.I),
     re.compile(rf"\b(?:for|para) {N}{AFTER_BARE}", re.I),
 )
 NOISE = (EMAIL_CANDIDATE, re.compile(r"https?://\S+|www\.\S+"), re.compile(r"\+?\d[\d ().-]{6,}\d"),

@@ -84,6 +84,7 @@ class Intent:
     confidence: float
     custom: dict[str, Any] | None = None  # the configured intent, for "custom"
     service: str | None = None  # a service of the business the text names
+    cued: bool = False  # the text has the intent's own words (or a configured example): it can start a task
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,9 @@ def service_named(text: str, services: Sequence[dict[str, Any]]) -> dict[str, An
     for service in services:
         for word in [service.get("name") or "", *(service.get("synonyms") or [])]:
             folded = fold(word).strip()
-            if len(folded) >= 3 and re.search(rf"(?<![a-z]){re.escape(folded)}(?:s|es)?(?![a-z])", said):
-                if best is None or len(folded) > best[0]:
-                    best = (len(folded), service)
+            if len(folded) >= 3 and re.search(rf"(?<![a-z]){re.escape(folded)}(?:s|es)?(?![a-z])", said) \
+                    and (best is None or len(folded) > best[0]):
+                best = (len(folded), service)
     return best[1] if best else None
 
 
@@ -164,10 +165,10 @@ def classify(text: str, vocabulary: Vocabulary = Vocabulary(), timed: bool = Fal
     owners, custom = _custom_matrix(vocabulary)
     if custom is not None:
         scores = custom @ query
-        top = int(np.argmax(scores))
-        if float(scores[top]) >= 0.62:  # close to the business's own example: its intent wins
-            return Intent("custom", round(min(1.0, float(scores[top])), 3), vocabulary.intents[owners[top]],
-                          service_name)
+        nearest = int(np.argmax(scores))
+        if float(scores[nearest]) >= 0.62:  # close to the business's own example: its intent wins
+            return Intent("custom", round(min(1.0, float(scores[nearest])), 3), vocabulary.intents[owners[nearest]],
+                          service_name, cued=True)
     labels, matrix = _generic_matrix()
     best: dict[str, float] = {}
     for label, score in zip(labels, matrix @ query, strict=True):
@@ -179,12 +180,13 @@ def classify(text: str, vocabulary: Vocabulary = Vocabulary(), timed: bool = Fal
     if cued:
         order = {"cancel": 0, "reschedule": 1, "my_appointments": 2, "pay": 3, "enquiry": 4, "book": 5}
         if "my_appointments" in cued and QUESTION_MARK.search(text) and not {"cancel", "reschedule"} & set(cued):
-            return Intent("my_appointments", 0.85, None, service_name)
+            return Intent("my_appointments", 0.85, None, service_name, cued=True)
         name = min(cued, key=lambda n: (order[n], -best.get(n, 0.0)))
         if name == "book" and QUESTION_MARK.search(text) and not timed and best.get("question", 0) > best["book"] \
                 and not re.search(r"\b(book|appointment|cita|reserv|hueco|availab|disponib)", text, re.I):
             name = "question"  # "do you come out to Coogee?" asks, it does not book
-        return Intent(name, round(min(1.0, 0.6 + max(0.0, best.get(name, 0.4))), 3), None, service_name)
+        return Intent(name, round(min(1.0, 0.6 + max(0.0, best.get(name, 0.4))), 3), None, service_name,
+                      cued=name in CUES)
     if timed and not QUESTION_MARK.search(text):
         return Intent("book", 0.8, None, service_name)  # "friday at 6 works": a time for a booking
     ranked = sorted(((n, s) for n, s in best.items() if n not in CUES), key=lambda kv: -kv[1])

@@ -169,9 +169,13 @@ ASKS_IF_BOT = _any(
 )
 _person = (r"(?:(?:a|an|some|the|your|ur)\s+)?(?:real\s+|actual\s+|live\s+)?(?:person|human|someone|somebody|"
            r"manager|supervisor|owner|staff|representative|rep|agent|operator|receptionist|employee|team member|boss)")
+_staff = (r"(?:(?:a|an|the|your|ur)\s+)?(?:(?:real|actual|live)\s+(?:person|human|someone|somebody)|person|human|"
+          r"manager|supervisor|representative|rep|operator|receptionist|employee|team member|boss)")
 WANTS_HUMAN = _any(
     rf"\b(?:talk|speak|chat)\s+(?:to|with)\s+{_person}\b",
-    rf"\b(?:want|need|get|give|put|connect|transfer|pass)\s+(?:me\s+)?(?:to\s+|with\s+|through\s+to\s+)?{_person}\b",
+    # "need someone to look at the tap" asks for the service, not for a person to talk to
+    rf"\b(?:want|need|get|give|put|connect|transfer|pass)\s+(?:me\s+)?(?:to\s+|with\s+|through\s+to\s+)?{_staff}\b"
+    r"(?!\s+(?:to|who|that|out|over|round)\b(?!\s+(?:talk|speak|chat|call)))",
     r"\bis there\s+(?:a|an)\s+(?:real\s+|actual\s+|live\s+)?(?:person|human|someone)\b",
     r"^\W*(?:human|agent|representative|operator|person|manager)\s*(?:please|pls|plz)?\W*$",
     # Spanish

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
-from agents.lead.runner import return_to_ai, run_turn
+from agents.lead.runner import lead_graph, return_to_ai, run_turn
 from models.ai import AIConversationLog
 from models.calendars import Appointment
 from models.conversations import ConversationAIConfig, Handoff, Message
@@ -103,12 +102,16 @@ def test_stop_opts_the_lead_out_of_the_channel(turn, lead) -> None:  # type: ign
         assert contact.dnd_channels.get("sms")
 
 
-def test_now_is_in_the_leads_timezone(lead) -> None:  # type: ignore[no-untyped-def]
-    from agents.local_model import _when
-
-    when, named = _when("Friday at 6pm", {"timezone": "America/Chicago",
-                                          "now": datetime(2026, 11, 25, 15, tzinfo=ZoneInfo("UTC")).isoformat()})
-    assert named and when == datetime(2026, 11, 27, 18, tzinfo=ZoneInfo("America/Chicago"))
+def test_now_is_in_the_leads_timezone(turn, lead) -> None:  # type: ignore[no-untyped-def]
+    """'Friday at 6pm' is the lead's Friday 6 PM (America/Chicago), not the server's or the business's."""
+    turn("can I book a table for Friday at 6pm?")
+    state = lead_graph().get_state({"configurable": {"thread_id": str(lead.conversation_id)}})
+    found = state.values["turn"]["when"]
+    assert (found["at"], found["exact"]) == ("18:00:00", True)
+    with tenant_session(lead.scope) as session:
+        starts = [a.start_time for a in session.scalars(select(Appointment).where(
+            Appointment.contact_id == lead.contact_id))]
+    assert starts and all(s.astimezone(ZoneInfo("America/Chicago")).hour == 18 for s in starts)
 
 
 def test_the_worker_task_answers_a_stored_message(lead) -> None:  # type: ignore[no-untyped-def]
