@@ -182,6 +182,16 @@ def _parse_when(text: str, zone: str, now_iso: str | None) -> tuple[datetime | N
     return when.astimezone(ZoneInfo(zone)), named_time
 
 
+def _availability_args(when: datetime, named_time: bool) -> dict[str, Any]:
+    """The week from the day the lead means; a time they named is asked for itself, so the offer holds it when
+    it is free and the times nearest it when it is not."""
+    args: dict[str, Any] = {"from_date": when.date().isoformat(),
+                            "to_date": (when.date() + timedelta(days=6)).isoformat()}
+    if named_time:
+        args["preferred"] = when.isoformat()
+    return args
+
+
 def _say_time(value: str | datetime, zone: str) -> str:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     local = moment.astimezone(ZoneInfo(zone))
@@ -336,13 +346,10 @@ class LocalPolicyModel(BaseChatModel):
             return self._handoff("missing_capability", f"The lead wants to {name.replace('_', ' ')}: \"{text}\"",
                                  ctx, name, intent.confidence)
         if name == "book":
-            when, _ = _when(text, ctx)
+            when, named_time = _when(text, ctx)
             if when is None:  # no day named: the week from tomorrow
                 when = (datetime.fromisoformat(ctx["now"]) if ctx.get("now") else datetime.now(UTC)) + timedelta(days=1)
-            start = when
-            return self._call("check_availability", {"from_date": start.date().isoformat(),
-                                                     "to_date": (start.date() + timedelta(days=6)).isoformat()},
-                              intent.confidence, name)
+            return self._call("check_availability", _availability_args(when, named_time), intent.confidence, name)
         if name == "question":
             return self._call("search_knowledge", {"query": text}, intent.confidence, name)
         return self._call(tool, {}, intent.confidence, name)
@@ -413,7 +420,8 @@ class LocalPolicyModel(BaseChatModel):
                         appointment = next((r for n, _, r in done if n == "list_appointments"), None)
                         if appointment and appointment.get("appointments") and intent.name == "reschedule":
                             return self._call("reschedule_appointment", {
-                                "appointment_id": appointment["appointments"][0]["id"], "new_start": slot["start"]},
+                                "appointment_id": appointment["appointments"][0]["id"], "new_start": slot["start"],
+                                "calendar_id": slot["calendar_id"]},
                                 confidence, intent.name)
                         return self._call("book_appointment", {"slot_start": slot["start"],
                                                                "calendar_id": slot["calendar_id"]},
@@ -447,13 +455,12 @@ class LocalPolicyModel(BaseChatModel):
                 return self._call("cancel_appointment", {"appointment_id": first["id"], "reason": text[:200]},
                                   confidence, intent.name)
             if intent.name == "reschedule":
-                when, _ = _when(text, ctx)
+                when, named_time = _when(text, ctx)
                 if when is None:
                     return self._reply(f"Your appointment is {_say_time(first['start'], zone)}. What day and time "
                                        "would you like instead?", ctx, confidence, intent.name)
-                return self._call("check_availability", {"from_date": when.date().isoformat(),
-                                                         "to_date": (when.date() + timedelta(days=6)).isoformat()},
-                                  confidence, intent.name)
+                return self._call("check_availability", _availability_args(when, named_time), confidence,
+                                  intent.name)
             return self._reply(f"Your next appointment is {_say_time(first['start'], zone)}.", ctx, confidence,
                                intent.name)
         if name == "cancel_appointment":

@@ -35,7 +35,8 @@ def make_calendar(session: Session, sub_account_id: uuid.UUID, *, name: str = "C
     session.add(calendar)
     session.flush()
     session.add_all(AvailabilityRule(sub_account_id=sub_account_id, calendar_id=calendar.id, rule_type="weekly",
-                                     day_of_week=dow, start_time=opens, end_time=closes) for dow, opens, closes in hours)
+                                     day_of_week=dow, start_time=opens, end_time=closes)
+                    for dow, opens, closes in hours)
     session.add_all(AvailabilityRule(sub_account_id=sub_account_id, calendar_id=calendar.id, rule_type="override",
                                      valid_from=day, valid_to=day, is_active=False, label="Holiday")
                     for day in closed_dates)

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models.calendars import Calendar
-from services.availability import Offer, offer_slots, why_not_free
+from services.availability import why_not_free
+from services.availability_offer import Offer, offer_slots
 from tests.conftest import Demo
 from tests.factories import book, make_calendar, make_service, only_these_calendars
 
@@ -110,6 +111,7 @@ def test_with_neither_the_offer_covers_several_days_and_the_afternoon(a, shop) -
     (at(WED, 15, 10), "off_grid"),
     (at(MON, 10), "notice"),
     (at(date(2027, 1, 5), 15), "outside_window"),
+    (at(date(2027, 6, 1), 15), "outside_window"),  # too far to widen the range to: its day is read alone
     (at(HOLIDAY, 15), "closed_date"),
     (at(date(2026, 11, 20), 15), "past"),
     (at(WED, 15), None),
