@@ -2,6 +2,8 @@
 
 Ours: one indexed range query (RLS-scoped, as the application role) + merged busy timeline with bisect.
 Baseline: load every appointment of the calendar, test each candidate slot against each row.
+Offer: what check_availability runs for "3 PM on the fourth day?" over the same 30 days (the nearest free
+slots and why 3 PM is not free), with the SQL statements it issues counted.
 Prints one JSON line (see CONVENTIONS.md).
 """
 
@@ -22,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, insert, select  # noqa: E402
+from sqlalchemy import create_engine, event, insert, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from bench._db import percentile, scratch_database  # noqa: E402
@@ -31,6 +33,7 @@ from models.crm import Contact  # noqa: E402
 from models.db import TenantScope, tenant_session  # noqa: E402
 from models.tenancy import Agency, SubAccount  # noqa: E402
 from services.availability import BookingPolicy, available_slots, local_instant  # noqa: E402
+from services.availability_offer import offer_slots  # noqa: E402
 
 TZ = "America/New_York"
 
@@ -135,7 +138,9 @@ def main() -> None:
         engine = create_engine(app_url)
         scope = TenantScope(agency_id=ids["agency"], sub_account_id=ids["sub"])
         now = datetime(2026, 12, 1, tzinfo=UTC)
-        ours, base, counts = [], [], set()
+        ours, base, offer, counts, queries = [], [], [], set(), set()
+        statements: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
         for run in range(args.runs):
             start = date(2026, 12, 1) + timedelta(days=run % 20)
             with tenant_session(scope, bind=engine) as session, timed(ours):
@@ -146,13 +151,23 @@ def main() -> None:
             if [s.start for s in slots] != naive:
                 raise SystemExit(f"engines disagree on run {run}: {len(slots)} vs {len(naive)} slots")
             counts.add(len(slots))
+            asked = local_instant(start + timedelta(days=3), time(15), ZoneInfo(TZ))
+            with tenant_session(scope, bind=engine) as session, timed(offer):
+                statements.clear()
+                offered = offer_slots(session=session, start=start, end=start + timedelta(days=args.days - 1),
+                                      timezone=TZ, service_id=ids["service"], preferred=asked, now=now)
+                queries.add(len(statements))
+            if offered.requested is None or offered.requested.free != (asked in {s.start for s in slots}):
+                raise SystemExit(f"the offer disagrees with the engine on run {run}")
         engine.dispose()
     print(json.dumps({
         "bench": "availability",
         "ours": {"p50_ms": percentile(ours, 50), "p95_ms": percentile(ours, 95)},
         "baseline": {"p50_ms": percentile(base, 50), "p95_ms": percentile(base, 95)},
+        "offer": {"p50_ms": percentile(offer, 50), "p95_ms": percentile(offer, 95)},
         "params": {"appointments": args.appointments, "days": args.days, "runs": args.runs,
-                   "slots_per_query": sorted(counts)[len(counts) // 2], "role": "leadpilot_app (RLS on)"},
+                   "slots_per_query": sorted(counts)[len(counts) // 2], "role": "leadpilot_app (RLS on)",
+                   "queries_per_offer": max(queries)},
     }))
 
 

@@ -205,8 +205,10 @@ def set_status(*, session: Session, appointment_id: uuid.UUID, status: str, reas
 
 
 def reschedule_appointment(*, session: Session, appointment_id: uuid.UUID, new_start: datetime,
-                           timezone: str | None = None, now: datetime | None = None) -> Appointment:
-    """Move a live appointment to another offered slot: the old row becomes `rescheduled`, a new one is booked;
+                           timezone: str | None = None, now: datetime | None = None,
+                           calendar_id: uuid.UUID | None = None) -> Appointment:
+    """Move a live appointment to another offered slot: the old row becomes `rescheduled`, a new one is booked
+    on `calendar_id` (the calendar the slot was offered on, e.g. another team member's; default the same one);
     if the new time is refused, nothing changes."""
     old = get_appointment_or_raise(session=session, appointment_id=appointment_id)
     if old.status not in LIVE_APPOINTMENT_STATUSES:
@@ -216,7 +218,8 @@ def reschedule_appointment(*, session: Session, appointment_id: uuid.UUID, new_s
         old.status = "rescheduled"
         session.flush()
         new = book_appointment(session=session, now=now, request=BookingRequest(
-            calendar_id=old.calendar_id, contact_id=old.contact_id, start=new_start, service_id=old.service_id,
+            calendar_id=calendar_id or old.calendar_id, contact_id=old.contact_id, start=new_start,
+            service_id=old.service_id,
             title=old.title, timezone=timezone or old.timezone, source=old.source, notes=old.notes,
         ))
         new.rescheduled_from_id = old.id

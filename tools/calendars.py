@@ -4,7 +4,7 @@ appointments. An appointment of another contact is 'not found' to the lead agent
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,10 +14,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.calendars import LIVE_APPOINTMENT_STATUSES, Appointment, Calendar, Service
+from models.calendars import LIVE_APPOINTMENT_STATUSES, Appointment, Service
 from services import calendars as booking
-from services.availability import available_slots
+from services.availability import aware
+from services.availability_offer import NoCalendar, offer_slots
 from services.errors import NotFound
+from services.reporting import sub_account_timezone
 from tools.base import contact_of, failure, guarded
 from tools.context import AgentContext, session_for
 
@@ -25,8 +27,6 @@ from tools.context import AgentContext, session_for
 def _zone(ctx: AgentContext, session: Session) -> str:
     if ctx.timezone:
         return ctx.timezone
-    from services.reporting import sub_account_timezone
-
     assert ctx.sub_account_id is not None
     return sub_account_timezone(session=session, sub_account_id=ctx.sub_account_id)
 
@@ -39,31 +39,45 @@ def _own_appointment(session: Session, ctx: AgentContext, appointment_id: uuid.U
 
 
 class AvailabilityArgs(BaseModel):
-    from_date: date = Field(description="First day to look at, in the lead's timezone (YYYY-MM-DD)")
+    from_date: date | None = Field(default=None, description=(
+        "First day to look at, in the lead's timezone (YYYY-MM-DD); defaults to the preferred day, else today"))
     to_date: date | None = Field(default=None, description="Last day to look at; defaults to from_date + 6 days")
     service_id: uuid.UUID | None = Field(default=None, description="Service the lead wants, from list_services")
     limit: int = Field(default=8, ge=1, le=30, description="How many slots to offer")
+    preferred: datetime | None = Field(default=None, description=(
+        "The exact time the lead asked for, e.g. 2026-11-27T15:00:00 (the lead's local time) or with its offset. "
+        "The answer says whether it is free and why not, and offers the free times nearest to it"))
+    after: time | None = Field(default=None, description=(
+        "Only slots starting at or after this time of day, on the lead's clock (HH:MM), e.g. 17:00 for 'after 5'"))
+    before: time | None = Field(default=None, description=(
+        "Only slots ending by this time of day, on the lead's clock (HH:MM); with after: a window such as "
+        "13:00-17:00"))
 
 
 @tool(args_schema=AvailabilityArgs)
 @guarded("book_appointments")
-def check_availability(from_date: date, to_date: date | None = None, service_id: uuid.UUID | None = None,
-                       limit: int = 8, *, config: RunnableConfig) -> dict[str, Any]:
-    """Free appointment slots, shown in the lead's timezone. Offer only these times."""
+def check_availability(from_date: date | None = None, to_date: date | None = None,
+                       service_id: uuid.UUID | None = None, limit: int = 8, preferred: datetime | None = None,
+                       after: time | None = None, before: time | None = None, *,
+                       config: RunnableConfig) -> dict[str, Any]:
+    """Free appointment slots in the lead's timezone, nearest the time the lead asked for (`preferred`) or inside
+    their window (`after`/`before`); says whether the requested time is free and why not. Offer only these."""
     ctx = AgentContext.from_config(config)
     with session_for(ctx, config) as session:
         tz = _zone(ctx, session)
-        calendars = session.scalars(select(Calendar).where(Calendar.is_active, Calendar.deleted_at.is_(None))
-                                    .order_by(Calendar.name)).all()
-        if not calendars:
-            return failure("no_calendar", "This business has no bookable calendar.")
-        offered: dict[datetime, dict[str, Any]] = {}
-        for cal in calendars:  # a round-robin team: any free member's slot is the business's slot
-            for slot in available_slots(session=session, calendar_id=cal.id, service_id=service_id,
-                                        start=from_date, end=to_date or from_date + timedelta(days=6), timezone=tz):
-                offered.setdefault(slot.start, {"start": slot.local_start, "calendar_id": cal.id})
-        slots = [offered[k] for k in sorted(offered)][:limit]
-        return {"timezone": tz, "slots": slots, "more_available": len(offered) > limit}
+        first = from_date or (aware(preferred, tz).astimezone(ZoneInfo(tz)).date() if preferred
+                              else datetime.now(ZoneInfo(tz)).date())
+        try:
+            offer = offer_slots(session=session, start=first, end=to_date or first + timedelta(days=6), timezone=tz,
+                                service_id=service_id, preferred=preferred, after=after, before=before, limit=limit)
+        except NoCalendar as exc:
+            return failure("no_calendar", exc.detail)
+        requested = offer.requested
+        return {"timezone": tz,
+                "slots": [{"start": s.local_start, "calendar_id": s.calendar_id} for s in offer.slots],
+                "more_available": offer.more_available,
+                "requested": None if requested is None else {"start": requested.start, "free": requested.free,
+                                                             "reason": requested.reason}}
 
 
 class ListServicesArgs(BaseModel):
@@ -109,11 +123,13 @@ def book_appointment(slot_start: datetime, calendar_id: uuid.UUID, service_id: u
 class RescheduleArgs(BaseModel):
     appointment_id: uuid.UUID = Field(description="One of the lead's appointments, from list_appointments")
     new_start: datetime = Field(description="Start of a free slot from check_availability, with its offset")
+    calendar_id: uuid.UUID | None = Field(default=None, description=(
+        "calendar_id that check_availability returned with the slot; defaults to the appointment's calendar"))
 
 
 @tool(args_schema=RescheduleArgs)
 @guarded("book_appointments")
-def reschedule_appointment(appointment_id: uuid.UUID, new_start: datetime, *,
+def reschedule_appointment(appointment_id: uuid.UUID, new_start: datetime, calendar_id: uuid.UUID | None = None, *,
                            config: RunnableConfig) -> dict[str, Any]:
     """Move one of the lead's appointments to another free slot."""
     ctx = AgentContext.from_config(config)
@@ -121,7 +137,7 @@ def reschedule_appointment(appointment_id: uuid.UUID, new_start: datetime, *,
         _own_appointment(session, ctx, appointment_id)
         tz = _zone(ctx, session)
         moved = booking.reschedule_appointment(session=session, appointment_id=appointment_id, new_start=new_start,
-                                               timezone=tz)
+                                               timezone=tz, calendar_id=calendar_id)
         return {"appointment_id": moved.id, "start": moved.start_time.astimezone(ZoneInfo(tz)),
                 "replaces": appointment_id}
 

@@ -13,6 +13,7 @@ from models.crm import Contact
 from services.availability import available_slots
 from services.calendars import BookingRequest, SlotTaken, book_appointment, reschedule_appointment, set_status
 from services.errors import Conflict
+from tests.factories import book, make_calendar, only_these_calendars
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +117,19 @@ def test_a_booking_queues_its_reminder_a_day_ahead_in_the_same_transaction(a, ca
     reminder = a.scalars(select(OutboxEvent).where(OutboxEvent.aggregate_id == booked.id)).one()
     assert (reminder.topic, reminder.available_at, reminder.status) == (
         "appointment.reminder", slot.start - timedelta(hours=24), "pending")
+
+
+def test_reschedule_onto_the_team_member_the_slot_was_offered_on(a, demo, contact) -> None:  # type: ignore[no-untyped-def]
+    only_these_calendars(a)
+    ann = make_calendar(a, demo.a, name="Ann", team_key="desk")
+    bob = make_calendar(a, demo.a, name="Bob", team_key="desk")
+    day = (NOW + timedelta(days=2)).date()
+    first = available_slots(session=a, calendar_id=ann.id, start=day, end=day, now=NOW)[0]
+    mine = book_appointment(session=a, now=NOW, request=BookingRequest(
+        calendar_id=ann.id, contact_id=contact.id, start=first.start))
+    later = first.start + timedelta(hours=3)
+    book(a, ann, later)  # Ann is busy then; Bob is free
+    with pytest.raises(SlotTaken):
+        reschedule_appointment(session=a, appointment_id=mine.id, new_start=later, now=NOW)
+    moved = reschedule_appointment(session=a, appointment_id=mine.id, new_start=later, now=NOW, calendar_id=bob.id)
+    assert (moved.calendar_id, moved.start_time, moved.rescheduled_from_id) == (bob.id, later, mine.id)

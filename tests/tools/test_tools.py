@@ -5,15 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from models.calendars import Appointment, Calendar
-from models.conversations import Conversation, Handoff
+from models.conversations import Handoff
 from models.crm import Contact
-from models.db import TenantScope
 from services import reporting
 from tests.conftest import Demo
 from tools import calendars, crm, handoff
@@ -22,25 +20,7 @@ from tools import reporting as reporting_tools
 from tools.registry import CAPABILITY_TOOLS, tools_for
 
 pytestmark = pytest.mark.integration
-ALL = ["answer_faq", "book_appointments", "qualify_leads", "take_payments", "escalate_to_human", "reporting"]
 IDENTITY = {"agency_id", "sub_account_id", "contact_id", "conversation_id", "user_id", "config", "db_session"}
-
-
-@pytest.fixture
-def run(scoped, demo: Demo):  # type: ignore[no-untyped-def]
-    """Call a tool as a lead agent of sub-account A would, in A's conversation with one of its contacts."""
-    session = scoped(TenantScope(agency_id=demo.agency_id, sub_account_id=demo.a))
-    conversation = session.scalars(select(Conversation).order_by(Conversation.id).limit(1)).one()
-
-    def call(tool: Any, args: dict[str, Any], capabilities: list[str] | None = None, **overrides: Any) -> Any:
-        configurable = {"agency_id": demo.agency_id, "sub_account_id": demo.a,
-                        "contact_id": conversation.contact_id, "conversation_id": conversation.id,
-                        "capabilities": ALL if capabilities is None else capabilities,
-                        "timezone": "America/Chicago", "db_session": session, **overrides}
-        return tool.invoke(args, config={"configurable": configurable})
-
-    call.session, call.conversation = session, conversation  # type: ignore[attr-defined]
-    return call
 
 
 def test_no_tool_lets_the_model_name_a_tenant_or_contact() -> None:
