@@ -20,6 +20,7 @@ from api.guard import InputGuard
 from api.problems import install_problem_handlers
 from api.routers import (
     admin,
+    agents,
     analyst,
     auth,
     calendars,
@@ -135,8 +136,9 @@ def create_app() -> FastAPI:
     app.include_router(pages.router)
     app.include_router(campaigns.tracking)
     app.include_router(sites.public)
+    app.include_router(agents.catalogue)
     for module in (auth, admin, inbox, webhooks_out, campaigns, workflows, crm, calendars, pipelines, payments,
-                   reporting, knowledge, analyst, sites, integrations):
+                   reporting, knowledge, agents, analyst, sites, integrations):
         app.include_router(module.router)
 
     app.add_middleware(InputGuard)  # inside the access log, so refused requests are logged too

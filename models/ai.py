@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import CheckConstraint, Computed, Index, Numeric, text
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import (
@@ -60,7 +60,14 @@ class AIAgent(Entity, Base):
                                       server_default="autopilot")
     # per-channel override of mode: {"email": "suggestive"}
     channel_modes: Mapped[dict[str, Any]] = jsonb_obj()
+    # [{"field", "question", "translations": {"es": ...}, "ask": "on_enquiry" | "before_booking"}]
     qualification_questions: Mapped[list[Any]] = jsonb_list()
+    # the business's own intents: [{"name", "examples": [...], "action": "qualify" | "book" | "handoff" | "answer",
+    # "service": a service name, "handoff_reason": a handoff reason}] (services/agents.py validates them)
+    intents: Mapped[list[Any]] = jsonb_list()
+    # languages the business answers in; the first is the default
+    languages: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, default=lambda: ["en"],
+                                                 server_default=text("'[\"en\"]'::jsonb"))
     # per handoff scenario: assignee/team, final message, tags, task, reactivation minutes
     handoff_settings: Mapped[dict[str, Any]] = jsonb_obj()
     # where the agent puts the lead's deal (GoHighLevel's opportunity actions of a bot), by stage name of the

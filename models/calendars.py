@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Index, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, Entity, choice, counter, fk, flag, jsonb_obj, short
+from models.base import Base, Entity, choice, counter, fk, flag, jsonb_list, jsonb_obj, short
 
 CALENDAR_KINDS = ("personal", "round_robin", "collective", "service")
 EXTERNAL_PROVIDERS = ("google", "outlook", "ical")
@@ -54,6 +54,8 @@ class Service(SlotSettings, Entity, Base):
     product_id: Mapped[uuid.UUID | None] = fk("products.id", ondelete="SET NULL", nullable=True)
     name: Mapped[str] = short(255, nullable=False)
     description: Mapped[str | None]
+    # the words leads use for the service, in any language ("cleaning", "limpieza", "scale and polish")
+    synonyms: Mapped[list[Any]] = jsonb_list()
     duration_minutes: Mapped[int] = mapped_column(nullable=False)
     price: Mapped[Decimal | None]
     currency: Mapped[str] = short(3, nullable=False, server_default="USD")

@@ -38,7 +38,7 @@ MESSAGE_STATUSES = (
 AI_MODES = ("off", "suggestive", "autopilot")
 HANDOFF_REASONS = (
     "human_requested", "lack_of_information", "failed_to_resolve", "negative_sentiment",
-    "missing_capability", "manual",
+    "missing_capability", "manual", "urgent",
 )
 HANDOFF_STATUSES = ("open", "claimed", "resolved", "returned_to_ai")
 OUTBOX_STATUSES = ("pending", "dispatched", "done", "failed")

@@ -1,4 +1,5 @@
-"""The "Digital Marketing Co" demo agency: two restaurants with six months of believable history.
+"""The "Digital Marketing Co" demo agency: two restaurants with six months of believable history, and a dental
+clinic just onboarded from the dental_clinic preset (services/demo_clinic.py).
 
 Deterministic: every id, name and time comes from one seeded RNG and Faker, relative to `as_of`, so the same
 seed and date always give the same rows. Written as the owner (row-level security does not apply); the
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from models.base import Base
 from models.tenancy import Agency, Permission, Role, RolePermission
+from services.demo_clinic import CLINIC_MANAGER, CLINIC_SLUG, seed_clinic
 
 DEMO_SLUG = "digital-marketing-co"
 DEMO_PASSWORD = "demo1234"
@@ -212,7 +214,8 @@ def seed_demo(*, session: Session, seed: int = 42, as_of: date | None = None) ->
     )
     faq = yaml.safe_load(FAQ_FILE.read_text())
     hasher = PasswordHasher()
-    users = parts.seed_agency(ctx, agency_id, roles, hasher.hash(DEMO_PASSWORD))
+    password_hash = hasher.hash(DEMO_PASSWORD)
+    users = parts.seed_agency(ctx, agency_id, roles, password_hash)
     stages = parts.seed_custom_stages(ctx, agency_id)
     sub_accounts: dict[str, uuid.UUID] = {}
     for business in BUSINESSES:
@@ -220,12 +223,15 @@ def seed_demo(*, session: Session, seed: int = 42, as_of: date | None = None) ->
             ctx, agency_id, business, users, roles, stages, faq[business.slug]
         )
     parts.seed_agency_reporting(ctx, agency_id, sub_accounts)
+    # last, so the restaurants' rows and ids are the same with or without it; not in the reporting above
+    sub_accounts[CLINIC_SLUG] = seed_clinic(ctx, agency_id, roles, password_hash)
     from knowledge.ingest import embed_missing
 
     ctx.counts["embedded chunks"] = embed_missing(session=session)  # the local model: deterministic, offline
     # planner statistics for what was just bulk-loaded (as after any restore), instead of waiting for autovacuum
     session.execute(text("ANALYZE"))
     logins = [(email, DEMO_PASSWORD, role) for email, (_, role) in users.items()]
+    logins.append((CLINIC_MANAGER[0], DEMO_PASSWORD, "Client Manager"))
     return DemoSummary(agency_id=agency_id, sub_account_ids=sub_accounts, logins=logins, counts=dict(ctx.counts))
 
 

@@ -49,6 +49,28 @@ def create_pipeline(*, session: Session, sub_account_id: uuid.UUID, name: str, i
     return pipeline
 
 
+def create_pipeline_with_stages(*, session: Session, sub_account_id: uuid.UUID, name: str,
+                                stages: list[tuple[str, Decimal, str]], is_default: bool = False) -> Pipeline:
+    """A pipeline with its own stages (name, probability, outcome open/won/lost), as a vertical preset lays
+    them out, instead of copies of the agency's templates."""
+    if len({n for n, _, _ in stages}) != len(stages) or not stages:
+        raise InvalidInput("A pipeline needs stages with distinct names.", field="stages")
+    pipeline = Pipeline(sub_account_id=sub_account_id, name=name, is_default=is_default)
+    session.add(pipeline)
+    session.flush()
+    session.add_all(PipelineStage(sub_account_id=sub_account_id, pipeline_id=pipeline.id, name=stage, position=i,
+                                  probability=probability, is_won=outcome == "won", is_lost=outcome == "lost")
+                    for i, (stage, probability, outcome) in enumerate(stages))
+    session.flush()
+    return pipeline
+
+
+def default_pipeline(*, session: Session, sub_account_id: uuid.UUID) -> Pipeline | None:
+    """The sub-account's live default pipeline, if it has one."""
+    return session.scalar(select(Pipeline).where(Pipeline.sub_account_id == sub_account_id, Pipeline.is_default,
+                                                 Pipeline.deleted_at.is_(None)).order_by(Pipeline.created_at).limit(1))
+
+
 def get_pipeline_or_raise(*, session: Session, sub_account_id: uuid.UUID, pipeline_id: uuid.UUID) -> Pipeline:
     """The sub-account's pipeline, or NotFound (another sub-account's id is not found either)."""
     pipeline = session.scalar(select(Pipeline).where(

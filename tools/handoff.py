@@ -14,8 +14,9 @@ from tools.context import AgentContext, session_for
 
 
 class HandoffArgs(BaseModel):
-    reason: Literal["human_requested", "lack_of_information", "failed_to_resolve", "negative_sentiment",
-                    "missing_capability"] = Field(description="Why a human should take over")
+    reason: Literal["human_requested", "lack_of_information", "failed_to_resolve", "negative_sentiment", "urgent",
+                    "missing_capability"] = Field(description="Why a human should take over; urgent: the lead "
+                                                  "needs a person now (pain, a flood, a reaction to a treatment)")
     summary: str = Field(description="Two sentences for the human: who the lead is and what they need")
 
 

@@ -13,8 +13,8 @@ from datetime import date, time
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from evals.harness.scenario import DAYS, BusinessFixture, CalendarSpec, Hours, parse_ranges
-from knowledge.ingest import add_qa
+from evals.harness.scenario import DAYS, AgentSpec, BusinessFixture, CalendarSpec, Hours, parse_ranges
+from knowledge.ingest import add_qa, create_knowledge_base
 from models.ai import AIAgent, KnowledgeBase
 from models.calendars import AvailabilityRule, Calendar, CalendarType, Service
 from models.conversations import Channel
@@ -23,6 +23,8 @@ from models.db import TenantScope, owner_session, tenant_session
 from models.payments import Price, Product
 from models.pipelines import Pipeline, PipelineStage
 from models.tenancy import Role, SubAccount, User, UserSubAccountMembership
+from services.agent_config import AgentSettings, HandoffScenario, Personality, PipelineSettings
+from services.agents import create_agent_flow
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def build(spec: BusinessFixture, agency_slug: str) -> Built:
             _calendar(session, sub_id, spec, calendar, staff)
         _services(session, sub_id, spec)
         _products(session, sub_id, spec)
-        agent_id = _agent(session, sub_id, spec)
+        agent_id = _preset_agent(session, sub_id, spec) if spec.preset else _agent(session, sub_id, spec)
     return Built(agency_id, sub_id, slug, manager_email, agent_id)
 
 
@@ -158,7 +160,8 @@ def _services(session: Session, sub_id: uuid.UUID, spec: BusinessFixture) -> Non
             product_id = product.id
         session.add(Service(sub_account_id=sub_id, calendar_type_id=kind.id, product_id=product_id,
                             name=service.name, description=service.description,
-                            duration_minutes=service.duration_minutes, price=service.price,
+                            synonyms=list(service.synonyms), duration_minutes=service.duration_minutes,
+                            price=service.price,
                             currency=service.currency or spec.currency, requires_payment=service.deposit is not None))
     session.flush()
 
@@ -195,8 +198,9 @@ def _agent(session: Session, sub_id: uuid.UUID, spec: BusinessFixture) -> uuid.U
         else {"language": spec.language},
         capabilities=list(config.capabilities), enabled_channels=list(spec.channels), mode=config.mode,
         channel_modes=dict(config.channel_modes),
-        qualification_questions=[{"key": q.key, "question": q.question, "field": q.key}
-                                 for q in config.qualification_questions],
+        qualification_questions=[q.stored() for q in config.qualification_questions],
+        intents=[i.model_dump(exclude_none=True) for i in config.intents],
+        languages=list(config.languages or [spec.language]),
         pipeline_settings={k: v for k, v in (("on_qualified", config.on_qualified), ("on_booked", config.on_booked))
                            if v},
         handoff_settings={"human_requested": {"message": config.handoff_message}} if config.handoff_message else {})
@@ -208,4 +212,43 @@ def _agent(session: Session, sub_id: uuid.UUID, spec: BusinessFixture) -> uuid.U
     session.flush()
     for entry in spec.knowledge:
         add_qa(session=session, kb_id=kb.id, question=entry.question, answer=entry.answer, category=entry.category)
+    return agent.id
+
+
+def _explicit(config: AgentSpec, spec: BusinessFixture) -> AgentSettings:
+    """The agent settings a scenario states explicitly, as agent API fields (the rest come from the preset)."""
+    given = config.model_fields_set
+    values: dict[str, object] = {k: getattr(config, k) for k in ("name", "system_prompt", "capabilities", "mode",
+                                                                  "channel_modes", "intents", "languages")
+                                 if k in given}
+    values["enabled_channels"] = list(spec.channels)
+    if "persona" in given:
+        values["personality"] = Personality(persona=config.persona)
+    if "qualification_questions" in given:
+        values["qualification_questions"] = [q.stored() for q in config.qualification_questions]
+    if given & {"on_qualified", "on_booked"}:
+        values["pipeline_settings"] = PipelineSettings(on_qualified=config.on_qualified, on_booked=config.on_booked)
+    if "handoff_message" in given and config.handoff_message:
+        values["handoff_settings"] = {"human_requested": HandoffScenario(message=config.handoff_message)}
+    return AgentSettings.model_validate(values)
+
+
+def _preset_agent(session: Session, sub_id: uuid.UUID, spec: BusinessFixture) -> uuid.UUID:
+    """The agent of a business built from a preset, made exactly as POST /ai-agents {"preset": ...} makes it:
+    the preset's fields, services, pipeline and FAQ, with the scenario's explicit settings on top."""
+    assert spec.preset is not None
+    for position, question in enumerate(spec.agent.qualification_questions):
+        if session.scalar(select(ContactCustomField.id).where(ContactCustomField.key == question.key)) is None:
+            session.add(ContactCustomField(sub_account_id=sub_id, key=question.key, name=question.question[:255],
+                                           field_type=question.type, options=list(question.options),
+                                           position=100 + position))
+    session.flush()
+    agent, applied = create_agent_flow(session=session, sub_account_id=sub_id, settings=_explicit(spec.agent, spec),
+                                       preset=spec.preset)
+    if spec.knowledge:
+        kb_id = applied.knowledge_base_id if applied and applied.knowledge_base_id else create_knowledge_base(
+            session=session, sub_account_id=sub_id, ai_agent_id=agent.id, name=f"{spec.name} knowledge").id
+        for entry in spec.knowledge:
+            add_qa(session=session, kb_id=kb_id, question=entry.question, answer=entry.answer,
+                   category=entry.category)
     return agent.id

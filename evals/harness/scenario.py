@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from services.agent_config import AgentSettings, Intent, Question
+from services.agent_presets import presets
+
 CAPABILITIES = ("faq", "qualify", "book", "reschedule", "cancel", "pay", "handoff", "opt_out", "analyst",
                 "injection")
 Capability = Literal["faq", "qualify", "book", "reschedule", "cancel", "pay", "handoff", "opt_out", "analyst",
@@ -154,6 +157,7 @@ class ServiceSpec(Strict):
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")  # default: the business's
     deposit: Decimal | None = Field(None, gt=0)
     description: str | None = None  # every calendar of the business offers every service
+    synonyms: list[str] = Field(default_factory=list)  # words leads use for it, any language
 
 
 class ProductSpec(Strict):
@@ -172,12 +176,19 @@ class QuestionSpec(Strict):
     type: Literal["text", "textarea", "number", "money", "date", "select", "multi_select", "checkbox", "phone",
                   "email", "url"] = "text"
     options: list[str] = Field(default_factory=list)
+    translations: dict[str, str] = Field(default_factory=dict)  # the question in other languages: {"es": "..."}
+    ask: Literal["on_enquiry", "before_booking"] = "on_enquiry"
 
     @model_validator(mode="after")
     def _options(self) -> QuestionSpec:
         if (self.type in ("select", "multi_select")) != bool(self.options):
             raise ValueError("select and multi_select questions need `options`, and only they take them")
         return self
+
+    def stored(self) -> dict[str, Any]:
+        """The question as the agent API stores it (validated by the same model)."""
+        return Question(field=self.key, key=self.key, question=self.question, translations=self.translations,
+                        ask=self.ask).model_dump(exclude_none=True)
 
 
 class AgentSpec(Strict):
@@ -197,9 +208,13 @@ class AgentSpec(Strict):
     on_qualified: str | None = "Qualified"  # the pipeline stage a qualified lead's deal moves to
     on_booked: str | None = "Booked"
     handoff_message: str | None = None
+    intents: list[Intent] = Field(default_factory=list)  # the business's own intents, as the agent API takes them
+    languages: list[str] | None = None  # ISO 639-1 codes; default: [the business's language]
 
     @model_validator(mode="after")
     def _stages(self) -> AgentSpec:
+        if self.languages is not None:
+            AgentSettings(languages=self.languages)  # ISO 639-1 codes, distinct
         for stage in (self.on_qualified, self.on_booked):
             if stage is not None and stage not in self.pipeline:
                 raise ValueError(f"pipeline stage {stage!r} is not one of the pipeline's stages {self.pipeline}")
@@ -226,6 +241,16 @@ class BusinessFixture(Strict):
     knowledge: list[KnowledgeFixture] = Field(default_factory=list)
     agent: AgentSpec = Field(default_factory=AgentSpec)
     channels: list[Literal["sms", "email", "webchat"]] = Field(default_factory=lambda: ["sms", "email", "webchat"])
+    # a vertical preset (services/presets/<name>.yaml) applied as POST /ai-agents {"preset": ...} applies it; what
+    # the scenario states explicitly (agent settings, services, questions, knowledge) comes on top
+    preset: str | None = None
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in presets():
+            raise ValueError(f"no preset {value!r}; the presets are {', '.join(presets())}")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -40,6 +40,7 @@ TABLES = {
     "transaction_id": "transactions", "subscription_id": "subscriptions", "template_id": "report_templates",
     "kb_id": "knowledge_bases", "source_id": "knowledge_sources", "training_id": "training_data",
     "funnel_id": "funnels", "page_id": "pages", "form_id": "forms", "survey_id": "surveys",
+    "agent_id": "ai_agents",
 }
 
 

@@ -103,3 +103,29 @@ def test_every_foreign_key_is_served_by_an_index(owner_engine) -> None:  # type:
             "  SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid AND (i.indkey::int2[])[0] = ANY (c.conkey))"
         )).scalars().all()
     assert unindexed == []
+
+
+def test_agent_configuration_migration_up_and_down(empty_db: str) -> None:
+    from alembic import command
+
+    from models.migrate import alembic_config
+
+    def columns() -> set[str]:
+        engine = create_engine(empty_db, poolclass=pool.NullPool)
+        with engine.connect() as conn:
+            found = set(conn.execute(text(
+                "SELECT table_name || '.' || column_name FROM information_schema.columns "
+                "WHERE (table_name, column_name) IN (('ai_agents', 'intents'), ('ai_agents', 'languages'), "
+                "('services', 'synonyms'))")).scalars())
+            check = conn.execute(text("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                                      "WHERE conname = 'ck_handoffs_handoff_reason'")).scalar_one()
+        engine.dispose()
+        return found | ({"urgent"} if "urgent" in check else set())
+
+    upgrade(empty_db)
+    assert columns() == {"ai_agents.intents", "ai_agents.languages", "services.synonyms", "urgent"}
+    command.downgrade(alembic_config(empty_db), "0012")
+    assert columns() == set()
+    upgrade(empty_db)
+    assert columns() == {"ai_agents.intents", "ai_agents.languages", "services.synonyms", "urgent"}
+    assert drift(empty_db) == []

@@ -48,7 +48,8 @@ def test_same_seed_gives_the_same_agency(server_url: str) -> None:
 
 def test_demo_is_the_size_the_product_promises(db: Session, demo: Demo) -> None:
     count = lambda sql: db.execute(text(sql)).scalar_one()  # noqa: E731
-    assert count("SELECT count(*) FROM sub_accounts") == 2
+    # the two restaurants with their history, and the dental clinic just onboarded from its preset
+    assert count("SELECT count(*) FROM sub_accounts") == 3
     assert count("SELECT count(*) FROM contacts") >= 500
     assert count("SELECT count(*) FROM contacts c WHERE custom_fields <> '{}' "
                  "AND EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id)") >= 100
@@ -64,8 +65,10 @@ def test_demo_is_the_size_the_product_promises(db: Session, demo: Demo) -> None:
         "SELECT DISTINCT i.provider_name FROM financial_records f JOIN integrations i ON i.id = f.integration_source_id"
     )).scalars())
     assert {"meta", "stripe", "whop"} <= providers
-    assert count("SELECT min(n) FROM (SELECT count(*) AS n FROM training_data GROUP BY sub_account_id) s") >= 30
-    assert count("SELECT count(DISTINCT sub_account_id) FROM ai_agents") == 2
+    # the restaurants' knowledge; the clinic's starter FAQ (10 entries) is checked by the clinic's own test
+    assert count("SELECT min(n) FROM (SELECT count(*) AS n FROM training_data WHERE sub_account_id IN "
+                 f"('{demo.a}', '{demo.b}') GROUP BY sub_account_id) s") >= 30
+    assert count("SELECT count(DISTINCT sub_account_id) FROM ai_agents") == 3
     roles = set(db.execute(text("SELECT DISTINCT r.role_type FROM users u JOIN roles r ON r.id = u.role_id")).scalars())
     assert roles == {"admin", "agency_user", "client_user"}
 
@@ -97,3 +100,26 @@ def test_audit_trail_recorded_the_seed(db: Session) -> None:
         "SELECT count(*) FROM activity_logs WHERE entity_type = 'contacts' AND action = 'created'"
     )).scalar_one()
     assert created == db.execute(text("SELECT count(*) FROM contacts")).scalar_one()
+
+
+def test_the_demo_dental_clinic_is_built_from_its_preset(db: Session) -> None:
+    from services.agent_config import stored
+    from services.agent_presets import get_preset
+
+    preset = get_preset("dental_clinic")
+    sub = db.execute(text("SELECT id, name FROM sub_accounts WHERE slug = 'dental-clinic'")).one()
+    one = lambda sql: db.execute(text(sql), {"s": sub.id}).scalar_one()  # noqa: E731
+    agent = db.execute(text("SELECT name, languages, intents, qualification_questions, pipeline_settings, "
+                            "enabled_channels FROM ai_agents WHERE sub_account_id = :s"), {"s": sub.id}).one()
+    expected = stored(preset.agent_settings())
+
+    assert (agent.name, agent.languages, agent.intents) == (preset.agent.name, ["en", "es"], expected["intents"])
+    assert agent.qualification_questions == expected["qualification_questions"]
+    assert agent.pipeline_settings == {"on_qualified": "Qualified", "on_booked": "Appointment Booked"}
+    assert one("SELECT count(*) FROM services WHERE sub_account_id = :s AND synonyms <> '[]'") == len(preset.services)
+    assert one("SELECT count(*) FROM training_data t JOIN knowledge_bases k ON k.id = t.knowledge_base_id "
+               "WHERE k.sub_account_id = :s AND t.embedding IS NOT NULL") == len(preset.faq)
+    assert one("SELECT count(*) FROM channels WHERE sub_account_id = :s AND channel_type = 'webchat'") == 1
+    assert one("SELECT count(*) FROM calendars WHERE sub_account_id = :s") == 1
+    assert one("SELECT count(*) FROM user_sub_account_memberships WHERE sub_account_id = :s") == 1
+    assert one("SELECT count(*) FROM contacts WHERE sub_account_id = :s") == 0  # no history: reports unchanged
