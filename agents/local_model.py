@@ -310,7 +310,8 @@ class Policy:
             return self._handoff("human_requested", f"The lead asked for a person: \"{said}\"")
         if self.signals.get("urgent"):
             if "search_knowledge" in self.tools and not self._ran("search_knowledge"):
-                return self._call("search_knowledge", {"query": self.text[:500]}, 0.9, "urgent")
+                query = f"{self._say('urgent_query')}: {self.text}"  # the business's emergency advice first
+                return self._call("search_knowledge", {"query": query[:500]}, 0.9, "urgent")
             return self._handoff("urgent", f"Urgent: \"{said}\"")
         for request in self.requests:
             custom = request.get("custom") or {}
@@ -398,10 +399,11 @@ class Policy:
         parts: list[str] = []
         if args.get("reason") == "negative_sentiment":
             parts.append(self._say("apology"))
-        if args.get("reason") == "urgent":
-            answers = [r["results"][0]["text"].split("\n", 1)[-1].strip() for _, r in self._results("search_knowledge")
-                       if r.get("confident") and r.get("results")]
-            parts += [*answers[:1], self._say("urgent")]
+        if args.get("reason") == "urgent":  # the business's emergency advice, if its knowledge has any
+            terms = [fold(t).strip() for t in self._say("urgent_query").split(",")]
+            advice = [h["text"].split("\n", 1)[-1].strip() for _, r in self._results("search_knowledge")
+                      for h in r.get("results") or [] if any(t and t[:6] in fold(h["text"]) for t in terms)]
+            parts += [*advice[:1], self._say("urgent")]
         if args.get("reason") == "lack_of_information":
             parts.append(self._say("unknown"))
         configured = (self.ctx.get("handoff_messages") or {}).get(self.lang)
@@ -512,7 +514,8 @@ class Policy:
             hit = next((s for s in slots if datetime.fromisoformat(s["start"]) == wanted), None)
             requested = {"start": hit["start"], "free": True, "calendar_id": hit["calendar_id"]} if hit else {}
         if requested.get("free"):
-            slot = next((s for s in slots if s["start"] == requested.get("start")), None) or {
+            wanted = datetime.fromisoformat(str(requested["start"]))
+            slot = next((s for s in slots if datetime.fromisoformat(s["start"]) == wanted), None) or {
                 "start": requested["start"], "calendar_id": requested.get("calendar_id") or (slots[0]["calendar_id"]
                                                                                            if slots else None)}
             if slot.get("calendar_id") and self._exact():
