@@ -642,8 +642,10 @@ class Policy:
         return self._after_availability(checked, lambda s: self._move(target, s))
 
     def _move(self, appointment: dict[str, Any], slot: dict[str, Any]) -> AIMessage:
-        return self._call("reschedule_appointment", {"appointment_id": appointment["id"], "new_start": slot["start"]},
-                          None, "reschedule")
+        args = {"appointment_id": appointment["id"], "new_start": slot["start"]}
+        if slot.get("calendar_id"):  # a team: the member free at that time
+            args["calendar_id"] = slot["calendar_id"]
+        return self._call("reschedule_appointment", args, None, "reschedule")
 
     def _task_my_appointments(self) -> AIMessage | None:
         if "list_appointments" not in self.tools:
