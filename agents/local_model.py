@@ -41,6 +41,8 @@ from agents.understanding import choice, signals
 from agents.understanding.intents import fold
 
 CONTEXT_TAG = "CONTEXT "
+KEEP = re.compile(r"\b(?:but|and)\s+(?:keep|not|leave)\b|\bexcept\b|\bpero\s+(?:no|deja|mant[eé]n|mantengo)\b|"
+                  r"\bexcepto\b|\bmenos\s+(?:la|el)\b", re.I)
 Done = list[tuple[str, dict[str, Any], dict[str, Any]]]
 
 
@@ -572,13 +574,12 @@ class Policy:
         chosen = self.frame.get("appointment_id")
         if chosen:
             return next((a for a in upcoming if a["id"] == chosen), None)
-        listed = self.frame.get("appointments") or []
-        if listed:
-            index = choice.choose(self.text, [datetime.fromisoformat(a["start"]) for a in listed], language=self.lang)
-            if index is not None:
-                return next((a for a in upcoming if a["id"] == listed[index]["id"]), None)
-        found = self.turn.get("when") or {}
-        if found.get("start_day"):
+        meant = KEEP.split(self.text)[0]  # "cancel monday's job but keep friday": the part before "but keep"
+        index = choice.choose(meant, [datetime.fromisoformat(a["start"]) for a in upcoming], language=self.lang)
+        if index is not None:
+            return upcoming[index]
+        found = frames.when_of(meant, self.ctx) if meant != self.text else (self.turn.get("when") or {})
+        if found and found.get("start_day"):
             same_day = [a for a in upcoming if datetime.fromisoformat(a["start"]).astimezone(
                 ZoneInfo(self.zone)).date().isoformat() == found["start_day"]]
             if len(same_day) == 1:
@@ -719,7 +720,8 @@ class Policy:
         return self._call("move_opportunity", {"opportunity_id": deal["id"], "stage": stage})
 
 
-BUY_WORDS = re.compile(r"\b(buy|purchase|order|get (a|an|one)|gift|voucher|membership|plan|package|subscribe|"
+BUY_WORDS = re.compile(r"\b(buy|purchase|order|get (a|an|one)|gift|voucher|membership|plan|package|subscribe|deposit|"
+                       r"sign (me|us) up|fee|señal|senal|depósito|deposito|reserva|"
                        r"comprar|compra|regalo|bono|tarjeta|plan|paquete)", re.I)
 
 

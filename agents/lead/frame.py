@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agents.understanding import choice, details, language, signals, when
-from agents.understanding.intents import Vocabulary, classify, segments
+from agents.understanding.intents import QUESTION_MARK, Vocabulary, classify, segments
 
 ACTIONS = ("book", "reschedule", "cancel", "my_appointments", "pay", "enquiry")
 CUSTOM_ACTIONS = {"qualify": "enquiry", "book": "book", "handoff": "handoff", "answer": "question"}
@@ -45,9 +45,12 @@ def read_turn(text: str, frame: dict[str, Any], ctx: dict[str, Any]) -> dict[str
     found = when.parse_when(text, now)
     vocabulary = Vocabulary.of(ctx.get("intents") or [], ctx.get("services") or [])
     requests = []
-    for part in segments(text):
+    parts = segments(text)
+    for part in parts:
         timed = when.parse_when(part, now) is not None if found is not None else False
         intent = classify(part, vocabulary, timed)
+        if intent.name == "question" and len(parts) > 1 and not QUESTION_MARK.search(part):
+            intent = dataclasses.replace(intent, name="statement")  # "want to secure my spot": context, not a query
         requests.append({"text": part, "intent": intent.name, "confidence": intent.confidence,
                          "custom": intent.custom, "service": intent.service, "cued": intent.cued})
     offered = [datetime.fromisoformat(s["start"]) for s in frame.get("offered") or []]
@@ -89,7 +92,8 @@ def task_of(turn: dict[str, Any], current: str | None = None) -> str | None:
     """The action this turn asks for (the first request that asks for one). While a task is under way, only a
     request in the words of another action changes it: "la del lunes" answers "which appointment?", it does not
     start a booking."""
-    for request in turn["requests"]:
+    requests = sorted(turn["requests"], key=lambda r: not r.get("cued"))  # the action in its own words first
+    for request in requests:
         if current is not None and not request.get("cued"):
             continue
         name = request["intent"]
@@ -157,10 +161,17 @@ def after_tools(frame: dict[str, Any], results: list[tuple[str, dict[str, Any], 
     return updated
 
 
+def when_of(text: str, ctx: dict[str, Any]) -> dict[str, Any] | None:
+    """The time a part of a message names, as the frame holds it."""
+    found = when.parse_when(text, _now(ctx))
+    return _jsonable(dataclasses.asdict(found) | {"exact": found.exact}) if found is not None else None
+
+
 def when_bounds(found: dict[str, Any] | None, now: datetime) -> tuple[date, date]:
-    """The days a request covers: the day or range named, or the next week from today."""
+    """The days a request covers: the day or range named, or (no day named) the week from tomorrow: a lead who
+    wants today says so."""
     if not found or not found.get("start_day"):
-        return now.date(), now.date() + timedelta(days=6)
+        return now.date() + timedelta(days=1), now.date() + timedelta(days=7)
     start = date.fromisoformat(found["start_day"])
     end = date.fromisoformat(found["end_day"]) if found.get("end_day") else start
     return start, max(start, end)

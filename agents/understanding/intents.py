@@ -63,6 +63,7 @@ CUES: dict[str, re.Pattern[str]] = {
     "cancel": re.compile(r"\b(cancel|call (it )?off|can'?t make|cannot make|won'?t make|not (be )?(able to )?make it|"
                          r"anul|cancela|no (podr[eé]|puedo) (ir|venir)|no voy a poder)", re.I),
     "pay": re.compile(r"\b(pay|paying|payment|invoice|bill|deposit|owe|balance|gift ?card|voucher|buy|purchase|"
+                      r"sign (me|us) up|subscribe|membership|suscrib|apúntame|apuntame|"
                       r"pag(ar|o|ue)|factura|señal|deb(o|emos)|abonar|tarjeta regalo|comprar|bono)", re.I),
     "my_appointments": re.compile(r"\b((my|our) (appointment|booking|reservation|appt)s?\b.*\b(when|what time)|"
                                   r"(when|what time) is (my|our)|do (i|we) have (a|an) (booking|appointment)|"
@@ -74,6 +75,10 @@ CUES: dict[str, re.Pattern[str]] = {
 }
 QUESTION_MARK = re.compile(r"\?|^\s*(what|where|when|how|do|does|is|are|can|could|which|who|why|qu[eé]|d[oó]nde|"
                            r"cu[aá]n|c[oó]mo|tien|ten[eé]is|hac[eé]is|aceptan|acept[aá]is)\b", re.I)
+# a conditional question asks about the policy, not for the action: "any charge if I cancel?", "can we walk in
+# without booking?", "¿se puede cambiar la cita sin coste?"
+POLICY_QUESTION = re.compile(r"\b(if|without|in case|what happens|any charge|is there a fee|policy|allowed|"
+                             r"si|sin|en caso|qu[eé] pasa|pol[ií]tica|se puede)\b", re.I)
 INTENT_FLOOR = 0.40  # below this similarity to every exemplar, the message is a question for the knowledge base
 SENTENCE = re.compile(r"(?<=[.!?\n])\s+|\s*\n+\s*|\s+(?:and also|also,|plus|y también|además)\s+", re.I)
 
@@ -174,17 +179,17 @@ def classify(text: str, vocabulary: Vocabulary = Vocabulary(), timed: bool = Fal
     for label, score in zip(labels, matrix @ query, strict=True):
         best[label] = max(best.get(label, -1.0), float(score))
     cued = [name for name, cue in CUES.items() if cue.search(text)]
-    if "reschedule" in cued and not re.search(r"\b(appointment|booking|reservation|appt|it|cita|reserva|la|lo)\b",
-                                              text, re.I) and "book" in cued:
+    if "reschedule" in cued and "book" in cued and not re.search(
+            r"\b(appointment|booking|reservation|appt|it|cita|reserva\w*|turno|la|lo)\b", text, re.I):
         cued.remove("reschedule")  # "can I book something later in the week" is a booking
     if cued:
         order = {"cancel": 0, "reschedule": 1, "my_appointments": 2, "pay": 3, "enquiry": 4, "book": 5}
         if "my_appointments" in cued and QUESTION_MARK.search(text) and not {"cancel", "reschedule"} & set(cued):
             return Intent("my_appointments", 0.85, None, service_name, cued=True)
         name = min(cued, key=lambda n: (order[n], -best.get(n, 0.0)))
-        if name == "book" and QUESTION_MARK.search(text) and not timed and best.get("question", 0) > best["book"] \
-                and not re.search(r"\b(book|appointment|cita|reserv|hueco|availab|disponib)", text, re.I):
-            name = "question"  # "do you come out to Coogee?" asks, it does not book
+        if name in ("book", "cancel", "pay", "enquiry", "reschedule") and QUESTION_MARK.search(text) and not timed \
+                and (best.get("question", 0) > best.get(name, 0) or POLICY_QUESTION.search(text)):
+            name = "question"  # "can we walk in without booking?", "any charge if I cancel?" ask, they do not act
         return Intent(name, round(min(1.0, 0.6 + max(0.0, best.get(name, 0.4))), 3), None, service_name,
                       cued=name in CUES)
     if timed and not QUESTION_MARK.search(text):

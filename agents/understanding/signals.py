@@ -24,6 +24,7 @@ _contact = (r"(?:text\w*|messag\w*|msg|sms|contact\w*|email\w*|e-mail\w*|call\w*
 OPT_OUT_KEYWORD = re.compile(r"^\W*(?:stop|stopall|stop all|unsubscribe|cancel|end|quit|opt[ -]?out|"
                              r"baja|alto)\W*$", re.I)
 OPT_OUT = _any(
+    r"\bya no me (?:mand|envi|enví|escrib|contact)\w*\b", r"\bno me (?:mand|envi|enví|escrib)\w+ m[aá]s\b",
     r"\bunsubscribe\b", r"\bopt(?:ing)?[ -]?out\b",
     rf"\b(?:stop|quit|cease)\s+{_contact}(?:\s+(?:me|us)\b)?",
     r"(?:^|[.!,;]\s*)(?:please |pls |plz )?stop(?: it)?(?: please| pls| now)?\W*$",
@@ -116,6 +117,13 @@ COMPLAINT_PHRASES = _any(
     r"\b(?:i\s+)?(?:want|wanna|would like|need|'d like)\s+to\s+(?:make\s+a\s+|file\s+a\s+|lodge\s+a\s+)?complain",
     r"\b(?:make|file|lodge|submit|raise)\s+a\s+(?:formal\s+)?complaint\b", r"\bformal complaint\b",
     r"\brefund\b", r"\bmoney back\b", r"\bchargeback\b",
+    # dissatisfaction with what was done: the work failed, or the lead paid for nothing
+    r"\b(?:not|never) (?:happy|satisfied|impressed) (?:at all|with)\b", r"\bnot happy at all\b",
+    r"\b(?:paid|pagu[ée])\b.{0,40}\b(?:for nothing|para nada|and (?:it|nothing))\b",
+    r"\b(?:hasn'?t|has not|didn'?t|did not|isn'?t|is not)\s+work(?:ed|ing)?\b.{0,60}\b(?:paid|annoyed|angry|upset)\b",
+    r"\b(?:really|very|so|super)\s+(?:annoyed|upset|unhappy)\b", r"\bleft (?:a|such a) mess\b",
+    r"\b(?:i am|i'?m|we are|we'?re)\s+(?:so\s+|really\s+|absolutely\s+)?(?:furious|livid|outraged|appalled|disgusted)\b",
+    r"\b(?:is|came|come) back after\b.{0,30}\b(?:days?|weeks?)\b.{0,60}\b(?:not happy|paid|annoyed)\b",
     r"\b(?:poner|presentar|hacer)\s+una\s+(?:queja|reclamación|reclamacion)\b", r"\bquiero\s+(?:quejarme|reclamar)\b",
     r"\b(?:hoja de )?reclamaci[oó]n(?:es)?\b", r"\breembolso\b", r"\bdevolu?ci[oó]n de(?:l| mi) dinero\b",
     r"\bdevu[ée]lvanme\b",
@@ -170,13 +178,15 @@ ASKS_IF_BOT = _any(
 _person = (r"(?:(?:a|an|some|the|your|ur)\s+)?(?:real\s+|actual\s+|live\s+)?(?:person|human|someone|somebody|"
            r"manager|supervisor|owner|staff|representative|rep|agent|operator|receptionist|employee|team member|boss)")
 _staff = (r"(?:(?:a|an|the|your|ur)\s+)?(?:(?:real|actual|live)\s+(?:person|human|someone|somebody)|person|human|"
-          r"manager|supervisor|representative|rep|operator|receptionist|employee|team member|boss)")
+          r"manager|supervisor|representative|rep|operator|receptionist|employee|team member|staff member|staff|"
+          r"someone (?:from|on) (?:your|the) team|boss)")
 WANTS_HUMAN = _any(
     rf"\b(?:talk|speak|chat)\s+(?:to|with)\s+{_person}\b",
     # "need someone to look at the tap" asks for the service, not for a person to talk to
     rf"\b(?:want|need|get|give|put|connect|transfer|pass)\s+(?:me\s+)?(?:to\s+|with\s+|through\s+to\s+)?{_staff}\b"
     r"(?!\s+(?:to|who|that|out|over|round)\b(?!\s+(?:talk|speak|chat|call)))",
-    r"\bis there\s+(?:a|an)\s+(?:real\s+|actual\s+|live\s+)?(?:person|human|someone)\b",
+    r"\bis there\s+(?:a|an)\s+(?:real\s+|actual\s+|live\s+)?(?:person|human|someone|representative|manager|"
+    r"agent|operator)\b",
     r"^\W*(?:human|agent|representative|operator|person|manager)\s*(?:please|pls|plz)?\W*$",
     # Spanish
     r"\bp[áa]s(?:ame|eme|enme|adme|a|e)\s+con\b",
