@@ -198,6 +198,11 @@ WANTS_HUMAN = _any(
 )
 
 
+# someone by name (case-sensitive: a capitalised name, or a title before one)
+NAMED_PERSON = re.compile(r"\b(?:[Tt]alk|[Ss]peak|[Cc]hat|[Pp]ut me through|[Tt]ransfer me|[Hh]ablar)\s+(?:to|with|con)\s+"
+                          r"(?:(?:[Dd]r\.?|[Dd]octor|[Dd]ra\.?|[Mm]r\.?|[Mm]s\.?|[Mm]rs\.?|el|la)\s+)?[A-ZÁÉÍÓÚÑ][a-záéíóúñ]+\b")
+
+
 @lru_cache(maxsize=4096)
 def asks_if_bot(text: str) -> bool:
     """Whether the lead asks if they are talking to a machine ("are you a bot?", "¿hablo con una máquina?")."""
@@ -206,8 +211,9 @@ def asks_if_bot(text: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def wants_human(text: str) -> bool:
-    """Whether the lead asks to be put through to a person ("get me a manager", "pásame con alguien")."""
-    return bool(WANTS_HUMAN.search(text))
+    """Whether the lead asks to be put through to a person ("get me a manager", "pásame con alguien", "can I
+    speak to Dave?", "put me through to Dr Khan")."""
+    return bool(WANTS_HUMAN.search(text) or NAMED_PERSON.search(text))
 
 
 # Generic urgency only: any business can be in an emergency (a leak, sudden pain, a lost key); its own terms
