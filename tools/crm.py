@@ -9,6 +9,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from models.crm import Contact
 from services import crm
@@ -79,10 +80,13 @@ def update_contact(*, config: RunnableConfig, **changes: Any) -> dict[str, Any]:
     fields = {k: v for k, v in changes.items() if v is not None}
     if not fields:
         return failure("nothing_to_save", "Give at least one field to save.")
-    with session_for(ctx, config) as session:
-        contact = crm.update_contact(session=session, contact_id=contact_id, changes=fields)
-        return {"saved": sorted(fields), "contact": _contact_card(
-            contact, crm.contact_tags(session=session, contact_id=contact.id))}
+    try:
+        with session_for(ctx, config) as session:
+            contact = crm.update_contact(session=session, contact_id=contact_id, changes=fields)
+            return {"saved": sorted(fields), "contact": _contact_card(
+                contact, crm.contact_tags(session=session, contact_id=contact.id))}
+    except IntegrityError:  # the email or phone is another contact's: nothing saved, and no hint of whose
+        return failure("not_saved", "That email or phone number can't be saved on this contact.")
 
 
 class TagArgs(BaseModel):

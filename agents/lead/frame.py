@@ -9,6 +9,7 @@ reply binds to what was offered ("the second one", "4 works", "yes")."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,9 @@ from zoneinfo import ZoneInfo
 from agents.understanding import choice, details, language, signals, when
 from agents.understanding.intents import QUESTION_MARK, Vocabulary, classify, segments
 
+OTHER_PERSON = re.compile(r"\b(belongs? to|their|his|her|another (contact|customer|client|patient)|"
+                          r"other (contact|customer|client|patient)|pretend|de otro|de otra|"
+                          r"su (n[uú]mero|correo|email|tel[eé]fono))\b", re.I)
 ACTIONS = ("book", "reschedule", "cancel", "my_appointments", "pay", "enquiry")
 CUSTOM_ACTIONS = {"qualify": "enquiry", "book": "book", "handoff": "handoff", "answer": "question"}
 
@@ -55,6 +59,8 @@ def read_turn(text: str, frame: dict[str, Any], ctx: dict[str, Any]) -> dict[str
                          "custom": intent.custom, "service": intent.service, "cued": intent.cued})
     offered = [datetime.fromisoformat(s["start"]) for s in frame.get("offered") or []]
     contact = details.contact_details(text, region=ctx.get("country") or "US")
+    if (contact.email or contact.phone) and OTHER_PERSON.search(text):
+        contact = dataclasses.replace(contact, email=None, phone=None)  # someone else's details are not the lead's
     extra_urgent = tuple(ctx.get("urgent_terms") or ())
     return _jsonable({
         "language": lang,

@@ -122,7 +122,8 @@ COMPLAINT_PHRASES = _any(
     r"\b(?:paid|pagu[ée])\b.{0,40}\b(?:for nothing|para nada|and (?:it|nothing))\b",
     r"\b(?:hasn'?t|has not|didn'?t|did not|isn'?t|is not)\s+work(?:ed|ing)?\b.{0,60}\b(?:paid|annoyed|angry|upset)\b",
     r"\b(?:really|very|so|super)\s+(?:annoyed|upset|unhappy)\b", r"\bleft (?:a|such a) mess\b",
-    r"\b(?:i am|i'?m|we are|we'?re)\s+(?:so\s+|really\s+|absolutely\s+)?(?:furious|livid|outraged|appalled|disgusted)\b",
+    r"\b(?:i am|i'?m|we are|we'?re)\s+(?:so\s+|really\s+|absolutely\s+)?"
+    r"(?:furious|livid|outraged|appalled|disgusted)\b",
     r"\b(?:is|came|come) back after\b.{0,30}\b(?:days?|weeks?)\b.{0,60}\b(?:not happy|paid|annoyed)\b",
     r"\b(?:poner|presentar|hacer)\s+una\s+(?:queja|reclamación|reclamacion)\b", r"\bquiero\s+(?:quejarme|reclamar)\b",
     r"\b(?:hoja de )?reclamaci[oó]n(?:es)?\b", r"\breembolso\b", r"\bdevolu?ci[oó]n de(?:l| mi) dinero\b",
@@ -199,7 +200,8 @@ WANTS_HUMAN = _any(
 
 
 # someone by name (case-sensitive: a capitalised name, or a title before one)
-NAMED_PERSON = re.compile(r"\b(?:[Tt]alk|[Ss]peak|[Cc]hat|[Pp]ut me through|[Tt]ransfer me|[Hh]ablar)\s+(?:to|with|con)\s+"
+NAMED_PERSON = re.compile(r"\b(?:[Tt]alk|[Ss]peak|[Cc]hat|[Pp]ut me through|[Tt]ransfer me|[Hh]ablar)\s+"
+                          r"(?:to|with|con)\s+"
                           r"(?:(?:[Dd]r\.?|[Dd]octor|[Dd]ra\.?|[Mm]r\.?|[Mm]s\.?|[Mm]rs\.?|el|la)\s+)?[A-ZÁÉÍÓÚÑ][a-záéíóúñ]+\b")
 
 
