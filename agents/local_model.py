@@ -119,6 +119,9 @@ def _answer_value(text: str, question: dict[str, Any], ctx: dict[str, Any], aske
     kind, options = question.get("type"), question.get("options") or []
     said = fold(text)
     if kind in ("number", "money"):
+        count = (ctx.get("turn") or {}).get("quantity")
+        if count and HOW_MANY.search(question.get("question") or ""):
+            return int(count)  # "a party for 40 people" answers "how many guests?" before it is asked
         if not asked:
             return None
         number = re.search(r"\d+(?:[.,]\d+)?", text.replace(",", ""))
@@ -140,6 +143,7 @@ def _answer_value(text: str, question: dict[str, Any], ctx: dict[str, Any], aske
     return text.strip() or None if asked else None
 
 
+HOW_MANY = re.compile(r"\b(how many|cu[aá]nt[oa]s)\b", re.I)
 OPTION_WORDS = {"tenant": ("renting", "rent", "tenant", "renter", "alquiler", "inquilin"),
                 "owner": ("owner", "own it", "we own", "i own", "propietari", "dueñ", "duen")}
 
@@ -324,9 +328,11 @@ class Policy:
 
     def _questions(self) -> list[str]:
         """The message's questions for the knowledge base ("are you a bot?" is answered by the agent itself)."""
+        answering = self.frame.get("task") == "enquiry" and bool(self._qualification_answers())
         return [r["text"] for r in self.requests if (r["intent"] == "question" or (
             r["intent"] == "custom" and (r.get("custom") or {}).get("action") == "answer"))
-            and not signals.asks_if_bot(r["text"]) and not signals.wants_human(r["text"])]
+            and not signals.asks_if_bot(r["text"]) and not signals.wants_human(r["text"])
+            and not (answering and "?" not in r["text"])]  # "40" answers our question: nothing to look up
 
     def _ask_knowledge(self) -> AIMessage | None:
         """Each question of the message is looked up once, in order."""
@@ -625,8 +631,8 @@ class Policy:
         upcoming = self._appointments()
         if upcoming is None:
             return self._call("list_appointments", {}, None, "reschedule")
-        if not upcoming:  # nothing to move: book instead
-            return self._task_book()
+        if not upcoming:  # nothing to move: say so, and offer to book
+            return self._reply(self._with_answers([self._say("no_appointment")]))
         target = self._which(upcoming)
         if target is None:
             return self._ask_which(upcoming)
@@ -702,7 +708,8 @@ class Policy:
             return self._reply(self._with_answers([self._say("qualified")]), intent="qualify")
         stage = (self.ctx.get("pipeline") or {}).get("on_qualified")
         if self.ctx.get("deal") is None and "create_opportunity" in self.tools:
-            name = f"{self.ctx.get('lead_name') or 'Lead'} - {self.frame.get('service') or 'enquiry'}"
+            what = self.frame.get("enquiry") or self.frame.get("service") or "enquiry"
+            name = f"{self.ctx.get('lead_name') or self.ctx.get('business') or 'Lead'} - {what}"
             return self._call("create_opportunity", {"name": name[:120], **({"stage": stage} if stage else {})},
                               None, "qualify")
         move = self._move_deal("on_qualified")
@@ -725,6 +732,10 @@ BUY_WORDS = re.compile(r"\b(buy|purchase|order|get (a|an|one)|gift|voucher|membe
                        r"comprar|compra|regalo|bono|tarjeta|plan|paquete)", re.I)
 
 
+PAY_WORDS = frozenset({"deposit", "deposits", "fee", "fees", "payment", "payments", "charge", "senal", "deposito",
+                       "pago", "pagos", "cuota", "plan", "the", "and", "for"})
+
+
 def _buys(text: str) -> bool:
     return bool(BUY_WORDS.search(text))
 
@@ -745,8 +756,9 @@ def _product_asked(text: str, products: list[dict[str, Any]]) -> dict[str, Any] 
     for product in products:
         words = [w for w in re.findall(r"[a-z]{3,}", fold(f"{product.get('product')} {product.get('label') or ''}"))
                  if w not in ("the", "and", "for", "con", "del", "las", "los")]
-        hits = sum(1 for w in words if w in said or w.rstrip("s") in said)
-        if hits:
+        matched = [w for w in words if w in said or w.rstrip("s") in said]
+        hits = len(matched)
+        if any(w not in PAY_WORDS for w in matched):  # "my deposit" names no product; "anti-wrinkle deposit" does
             scored.append((hits + (2 if _money(product.get("amount")) in amounts else 0), product))
     if not scored:
         return None

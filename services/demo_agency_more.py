@@ -94,6 +94,13 @@ def _ai(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, faq: dict[str, Any]) -> uui
                         "field": "dietary_preferences",
                     },
                 ],
+                # the restaurant's own words for what its questions qualify (the agent code knows none)
+                "intents": [{"name": "event enquiry", "action": "qualify", "examples": [
+                    "we're planning a party for 40 people", "can you host our rehearsal dinner",
+                    "I'd like to book a private event", "I'm organizing a company event",
+                    "can you host a birthday party for us?", "I'd like catering for my office lunch",
+                    "we need food for a wedding of 120 guests", "do you cater corporate events?",
+                    "estamos organizando una fiesta para 40 personas", "¿hacéis catering para eventos?"]}],
                 "pipeline_settings": {"on_qualified": "Qualified", "on_booked": "Proposal Sent"},
                 "handoff_settings": {
                     "human_requested": {

@@ -123,6 +123,10 @@ def update_frame(frame: dict[str, Any], turn: dict[str, Any]) -> dict[str, Any]:
             updated.update(when=None, offered=[])
     elif task is None and frame.get("task") is None and turn.get("when") and not _only_questions(turn):
         updated["task"] = "book"  # "friday at 6?" with nothing else: a time for a booking
+    enquiry = next(((r.get("custom") or {}).get("name") for r in turn["requests"] if r.get("custom")
+                    and (r["custom"].get("action") == "qualify")), None)
+    if enquiry and updated.get("task") == "enquiry":
+        updated["enquiry"] = str(enquiry).replace("_", " ")
     service = next((r["service"] for r in turn["requests"] if r.get("service")), None)
     if service:
         updated["service"] = service

@@ -80,7 +80,8 @@ def understand(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
         with session_for(ctx, config) as session:
             crm.set_dnd(session=session, contact_id=ctx.contact_id, channel=c.get("channel") or "sms",
                         enabled=False, reason="lead opted back in")
-    if inbound is not None and ctx.contact_id is not None and (crm.OPT_OUT.match(text) or signals.opts_out(text)):
+    if inbound is not None and ctx.contact_id is not None and (crm.OPT_OUT.match(text) or (
+            signals.opts_out(text) and not signals.promotions_only(text))):
         channel = c.get("channel") or "sms"
         with session_for(ctx, config) as session:
             crm.set_dnd(session=session, contact_id=ctx.contact_id, channel=channel, enabled=True,

@@ -205,6 +205,17 @@ NAMED_PERSON = re.compile(r"\b(?:[Tt]alk|[Ss]peak|[Cc]hat|[Pp]ut me through|[Tt]
                           r"(?:(?:[Dd]r\.?|[Dd]octor|[Dd]ra\.?|[Mm]r\.?|[Mm]s\.?|[Mm]rs\.?|el|la)\s+)?[A-ZÁÉÍÓÚÑ][a-záéíóúñ]+\b")
 
 
+# what a lead may stop without leaving the conversation: marketing, not the business's replies
+PROMOTIONS_ONLY = re.compile(r"\b(promos?|promotions?|promotional|marketing|newsletters?|offers|deals|ads|"
+                             r"promociones|publicidad|ofertas|bolet[ií]n)\b", re.I)
+
+
+def promotions_only(text: str) -> bool:
+    """Whether an opt-out names marketing only ("stop sending me promos, but when do you open?"): the lead
+    leaves the campaigns, not the conversation."""
+    return bool(PROMOTIONS_ONLY.search(text))
+
+
 @lru_cache(maxsize=4096)
 def asks_if_bot(text: str) -> bool:
     """Whether the lead asks if they are talking to a machine ("are you a bot?", "¿hablo con una máquina?")."""

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, tzinfo
 
-PATCHED_MODULES = ("services.availability", "services.availability_offer", "services.calendars", "services.reporting", "tools.calendars",
-                   "tools.payments", "tools.reporting", "services.handoff")
+PATCHED_MODULES = ("services.availability", "services.availability_offer", "services.calendars",
+                   "services.reporting", "tools.calendars", "tools.payments", "tools.reporting", "services.handoff")
 
 
 class _State:
