@@ -42,7 +42,8 @@ def test_sign_in_sets_a_session_cookie_and_sign_out_ends_it(demo) -> None:  # ty
     assert [s["name"] for s in response.json()["sub_accounts"]] == ["Restaurant Location A"]  # a client user
     assert client.get("/auth/me").json()["user"]["email"] == "john@restaurant.com"
     admin = signed_in("admin@digitalmarketing.com").get("/auth/me").json()
-    assert {s["name"] for s in admin["sub_accounts"]} == {"Restaurant Location A", "Restaurant Location B"}
+    assert {s["name"] for s in admin["sub_accounts"]} == {"Restaurant Location A", "Restaurant Location B",
+                                                          "Bright Smile Dental"}  # every client of the agency
     assert client.post("/auth/sign-out", headers=ORIGIN).status_code == 204
     client.cookies.set("lp_session", cookie.split(";")[0].split("=", 1)[1])  # the old cookie, replayed
     assert client.get("/auth/me").status_code == 401
