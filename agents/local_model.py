@@ -117,7 +117,7 @@ def _answer_value(text: str, question: dict[str, Any], ctx: dict[str, Any], aske
     """The lead's answer to a qualification question, typed for its custom field (None: not an answer).
     A free-text answer is taken only when that question was the one asked."""
     kind, options = question.get("type"), question.get("options") or []
-    said = fold(text)
+    said = re.sub(r"[-_]", " ", fold(text))  # "gluten-free" says the option gluten_free
     if kind in ("number", "money"):
         count = (ctx.get("turn") or {}).get("quantity")
         if count and HOW_MANY.search(question.get("question") or ""):
@@ -249,7 +249,10 @@ class Policy:
         return AIMessage(content=_short(text, self.ctx), response_metadata=meta)
 
     def _say(self, key: str, **values: Any) -> str:
-        return say(key, self.lang, **values)
+        """A reply template, or the business's own wording of it in this language (agent personality.messages)."""
+        own = ((self.ctx.get("messages") or {}).get(key) or {})
+        text = own.get(self.lang) if isinstance(own, dict) else None
+        return text.format(**values) if text else say(key, self.lang, **values)
 
     def _time(self, value: str | datetime) -> str:
         return say_time(value, self.zone, self.lang)

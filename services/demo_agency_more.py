@@ -75,7 +75,13 @@ def _ai(ctx: _Ctx, sub_id: uuid.UUID, biz: Business, faq: dict[str, Any]) -> uui
                 "system_prompt": f"You are {faq['agent_name']}, the assistant of {biz.name}. "
                 "Answer only from the knowledge base, book consultations, qualify catering and event leads, "
                 "and hand off when unsure.",
-                "personality": {"tone": "friendly", "style": "concise", "emoji_usage": "minimal", "max_sms_chars": 320},
+                "personality": {"tone": "friendly", "style": "concise", "emoji_usage": "minimal", "max_sms_chars": 320,
+                                # the restaurant's own wording of a template (agents/lead/replies.yaml keys)
+                                "messages": {"qualified": {
+                                    "en": "Thank you, that's everything we need! Our events team will reach out "
+                                          "shortly with options and pricing.",
+                                    "es": "¡Gracias, es todo lo que necesitamos! Nuestro equipo de eventos te "
+                                          "escribirá en breve con opciones y precios."}}},
                 "capabilities": [
                     "answer_faq",
                     "book_appointments",

@@ -15,7 +15,8 @@ from agents.local_model import CONTEXT_TAG
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "pt": "Portuguese", "de": "German",
                   "it": "Italian"}
 CONTEXT_KEYS = ("timezone", "channel", "business", "agent_name", "handoff_messages", "qualification", "pipeline",
-                "deal", "services", "intents", "languages", "lead_name", "opens_at", "country", "urgent_terms")
+                "deal", "services", "intents", "languages", "lead_name", "opens_at", "country", "urgent_terms",
+                "messages")
 
 
 def context_of(configurable: dict[str, Any], frame: dict[str, Any], turn: dict[str, Any]) -> dict[str, Any]:

@@ -129,6 +129,7 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
         "timezone": (contact.timezone if contact else None) or sub.timezone,
         "channel": channel.channel_type, "business": sub.name, "agent_name": agent.name if agent else None,
         "persona": (agent.personality or {}).get("persona") if agent else None,
+        "messages": dict((agent.personality or {}).get("messages") or {}) if agent else {},
         "system_prompt": agent.system_prompt if agent else None,
         "max_tool_loops": agent.max_tool_loops if agent else 6,
         "qualification": qualification,
