@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+import redis
 
 from leadpilot.settings import PROJECT_ROOT
 
@@ -70,9 +71,22 @@ def running_app(name: str, queues: str, concurrency: int = 2, **env: str) -> Ite
         _stop(worker)
 
 
+def _purge_queues(*names: str) -> None:
+    """Empty Celery's Redis lists of these queues (kombu keeps a queue, and each of its priorities, in a list)."""
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        for name in names:
+            client.delete(name, *client.keys(f"{name}\x06\x16*"))
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="module")
 def api_url() -> Iterator[str]:
     """The API and a worker of the agent, outbound and default queues; per module, so the worker is gone
     before other tests run (it would take their queued sends)."""
+    # tasks an earlier test file of this process left queued (its own turns, on its own database) would take the
+    # worker's threads: this module's worker starts on empty queues
+    _purge_queues("agent", "outbound", "default")
     with running_app("browser", "agent,outbound,default", TWILIO_AUTH_TOKEN=TWILIO_TOKEN) as url:
         yield url
