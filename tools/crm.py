@@ -66,7 +66,7 @@ class UpdateContactArgs(BaseModel):
     email: str | None = Field(default=None, description="An email address the lead gave")
     phone: str | None = Field(default=None, description="A phone number the lead gave, any format")
     custom_fields: dict[str, Any] | None = Field(
-        default=None, description="Answers to qualification questions, keyed by the field key (e.g. party_size)")
+        default=None, description="Answers to qualification questions, keyed by the field key the question names")
     qualification_status: str | None = Field(default=None,
                                               description="new, contacted, qualified, unqualified or disqualified")
 
@@ -90,7 +90,7 @@ def update_contact(*, config: RunnableConfig, **changes: Any) -> dict[str, Any]:
 
 
 class TagArgs(BaseModel):
-    tag: str = Field(description="Tag name, e.g. 'Catering Lead'")
+    tag: str = Field(description="Tag name, e.g. 'Hot lead'")
 
 
 @tool(args_schema=TagArgs)
@@ -120,7 +120,7 @@ def add_note(body: str, *, config: RunnableConfig) -> dict[str, Any]:
 
 
 class TaskArgs(BaseModel):
-    title: str = Field(description="What a staff member must do, e.g. 'Call back about 60-guest party'")
+    title: str = Field(description="What a staff member must do, e.g. 'Call back about the quote'")
     due_at: datetime | None = Field(default=None, description="When it is due, ISO 8601 with offset")
 
 

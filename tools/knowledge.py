@@ -18,7 +18,7 @@ from tools.context import AgentContext, session_for
 class SearchKnowledgeArgs(BaseModel):
     query: str = Field(min_length=1, max_length=500,
                        description="The lead's question in your own words, with the details that matter "
-                                   "(dates, party size, dish, service)")
+                                   "(dates, quantities, the service or product asked about)")
 
 
 @tool(args_schema=SearchKnowledgeArgs)

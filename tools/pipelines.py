@@ -19,7 +19,7 @@ from tools.context import AgentContext, session_for
 
 
 class CreateOpportunityArgs(BaseModel):
-    name: str = Field(description="Short deal name, e.g. 'Garcia - 40 guest rehearsal dinner'")
+    name: str = Field(description="Short deal name, e.g. 'Garcia - kitchen re-piping quote'")
     value: Decimal = Field(default=Decimal(0), ge=0, description="Expected deal value in the business's currency")
     stage: str | None = Field(default=None, description="Stage name; defaults to the first stage")
 
