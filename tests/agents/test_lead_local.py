@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -103,15 +104,18 @@ def test_stop_opts_the_lead_out_of_the_channel(turn, lead) -> None:  # type: ign
 
 
 def test_now_is_in_the_leads_timezone(turn, lead) -> None:  # type: ignore[no-untyped-def]
-    """'Friday at 6pm' is the lead's Friday 6 PM (America/Chicago), not the server's or the business's."""
+    """'Friday at 6pm' is the lead's Friday 6 PM (America/Chicago), not the server's or the business's: it is
+    what the parsers read and what availability is asked for."""
     turn("can I book a table for Friday at 6pm?")
     state = lead_graph().get_state({"configurable": {"thread_id": str(lead.conversation_id)}})
     found = state.values["turn"]["when"]
     assert (found["at"], found["exact"]) == ("18:00:00", True)
     with tenant_session(lead.scope) as session:
-        starts = [a.start_time for a in session.scalars(select(Appointment).where(
-            Appointment.contact_id == lead.contact_id))]
-    assert starts and all(s.astimezone(ZoneInfo("America/Chicago")).hour == 18 for s in starts)
+        calls = [c for tools in session.scalars(select(AIConversationLog.tools_called).where(
+            AIConversationLog.conversation_id == lead.conversation_id)) for c in tools or []]
+    asked = [c["args"]["preferred"] for c in calls if c["name"] == "check_availability"]
+    assert asked and all(datetime.fromisoformat(a).astimezone(ZoneInfo("America/Chicago")).hour == 18
+                         for a in asked), asked
 
 
 def test_the_worker_task_answers_a_stored_message(lead) -> None:  # type: ignore[no-untyped-def]

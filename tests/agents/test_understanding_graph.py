@@ -26,7 +26,9 @@ from models.crm import Contact
 from models.db import tenant_session
 from tests.conftest import Demo
 
-pytestmark = pytest.mark.integration
+# every test builds a business (a new sub-account): on a private copy, so modules that count the demo's
+# sub-accounts read it as seeded
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("private_app_database")]
 
 CLINIC: dict[str, Any] = {
     "name": "Clínica Dental Prueba", "vertical": "dental clinic", "timezone": "Europe/Madrid", "currency": "EUR",
