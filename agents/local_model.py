@@ -557,12 +557,16 @@ class Policy:
         return self._say(key, when=when_said[:1].upper() + when_said[1:],
                          day=say_day(start.date(), self.lang, weekday_only=reason == "closed"))
 
+    def _slot_taken(self, result: dict[str, Any]) -> AIMessage:
+        """The slot went while the lead chose it: say so and offer the alternatives the tool returned."""
+        alternatives = (result.get("error") or {}).get("alternatives") or []
+        offer = join([self._time(a) for a in alternatives[:3]], self.lang)
+        return self._reply([self._say("slot_taken"),
+                            self._say("offer", offer=offer) if offer else self._say("no_slots")])
+
     def _after_booking(self, result: dict[str, Any]) -> AIMessage:
         if not result.get("ok", True):
-            alternatives = (result.get("error") or {}).get("alternatives") or []
-            offer = join([self._time(a) for a in alternatives[:3]], self.lang)
-            return self._reply([self._say("slot_taken"), self._say("offer", offer=offer) if offer
-                                else self._say("no_slots")])
+            return self._slot_taken(result)
         move = self._move_deal("on_booked")
         if move is not None and not self._ran("move_opportunity"):
             return move
@@ -626,9 +630,7 @@ class Policy:
         moved = self._last("reschedule_appointment")
         if moved is not None:
             if not moved.get("ok", True):
-                alternatives = (moved.get("error") or {}).get("alternatives") or []
-                offer = join([self._time(a) for a in alternatives[:3]], self.lang)
-                return self._reply([self._say("slot_taken"), self._say("offer", offer=offer) if offer else ""])
+                return self._slot_taken(moved)
             return self._reply(self._with_answers([self._say("rescheduled", when=self._time(moved["start"]),
                                                              zone=self.zone)]))
         upcoming = self._appointments()

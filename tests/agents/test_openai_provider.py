@@ -7,6 +7,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,19 +62,28 @@ class Completions(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def openai_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Completions)
+    Completions.requests = []
+    with _serving(Completions, monkeypatch):
+        yield
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local chat-completions server, and the settings that point ChatOpenAI at it."""
+    from agents.models import chat_model
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     settings = get_settings()
     monkeypatch.setattr(settings, "llm_provider", "openai")
     monkeypatch.setattr(settings, "openai_api_key", "sk-local-test")
     monkeypatch.setattr(settings, "openai_base_url", f"http://127.0.0.1:{server.server_port}/v1")
-    from agents.models import chat_model
-
     chat_model.cache_clear()
-    Completions.requests = []
-    yield
-    chat_model.cache_clear()
-    server.shutdown()
+    try:
+        yield
+    finally:
+        chat_model.cache_clear()
+        server.shutdown()
 
 
 def test_chat_openai_runs_the_lead_graph_with_real_tool_calls(openai_server, lead) -> None:  # type: ignore[no-untyped-def]
@@ -142,24 +152,13 @@ def test_a_recorded_tool_calling_conversation_replays_through_the_same_graph(  #
     recording = json.loads(RECORDING.read_text())
     Replay.script = recording["responses"]
     Completions.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Replay)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = get_settings()
-    monkeypatch.setattr(settings, "llm_provider", "openai")
-    monkeypatch.setattr(settings, "openai_api_key", "sk-local-test")
-    monkeypatch.setattr(settings, "openai_base_url", f"http://127.0.0.1:{server.server_port}/v1")
     from agents.models import chat_model
 
-    chat_model.cache_clear()
-    try:
-        now = datetime(2026, 11, 25, 15, tzinfo=ZoneInfo("UTC"))
-        with clock.frozen(now):
-            result = run_turn(agency_id=lead.demo.agency_id, sub_account_id=lead.demo.a,
-                              conversation_id=lead.conversation_id, message_id=lead.says(recording["lead_says"]),
-                              graph=build_lead_graph(chat_model(), checkpointer()), now=now)
-    finally:
-        chat_model.cache_clear()
-        server.shutdown()
+    now = datetime(2026, 11, 25, 15, tzinfo=ZoneInfo("UTC"))
+    with _serving(Replay, monkeypatch), clock.frozen(now):
+        result = run_turn(agency_id=lead.demo.agency_id, sub_account_id=lead.demo.a,
+                          conversation_id=lead.conversation_id, message_id=lead.says(recording["lead_says"]),
+                          graph=build_lead_graph(chat_model(), checkpointer()), now=now)
     assert result.reply == recording["responses"][-1]["content"]
     system = Completions.requests[0]["messages"][0]["content"]
     assert "Reply in English" in system and "dialogue frame" in system and '"email": "maria.lopez@example.com"' in \
