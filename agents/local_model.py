@@ -36,13 +36,24 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agents.lead import frame as frames
-from agents.lead.replies import join, say, say_day, say_time
-from agents.understanding import choice, signals
+from agents.lead.replies import emergency_number, join, say, say_day, say_time
+from agents.understanding import answers, choice, signals
 from agents.understanding.intents import fold
 
 CONTEXT_TAG = "CONTEXT "
-KEEP = re.compile(r"\b(?:but|and)\s+(?:keep|not|leave)\b|\bexcept\b|\bpero\s+(?:no|deja|mant[eé]n|mantengo)\b|"
-                  r"\bexcepto\b|\bmenos\s+(?:la|el)\b", re.I)
+# "cancel monday's but keep friday", "cancela la del lunes pero la del jueves la mantengo": the clause that keeps
+# an appointment does not say which one is meant
+CLAUSES = re.compile(r"\s*(?:[,;]|\bbut\b|\bpero\b|\bexcept\b|\bexcepto\b|\bmenos\b|\bsino\b)\s*", re.I)
+KEEPS = re.compile(r"\b(keep|keeping|leave|still (coming|on|good|fine)|not (that|the|this) one|mant[eé]n\w*|mantengo|"
+                   r"conserv\w*|dej[ao]\b|dejad|la dejo|lo dejo|sigue en pie)\b", re.I)
+
+
+def _meant(text: str) -> str:
+    clauses = [c for c in CLAUSES.split(text) if c and c.strip()]
+    kept = [c for c in clauses if not KEEPS.search(c)]
+    return " ".join(kept) if kept and len(kept) < len(clauses) else text
+
+
 Done = list[tuple[str, dict[str, Any], dict[str, Any]]]
 
 
@@ -115,45 +126,51 @@ def _grounded(question: str, passage: str) -> bool:
 
 def _answer_value(text: str, question: dict[str, Any], ctx: dict[str, Any], asked: bool) -> Any:
     """The lead's answer to a qualification question, typed for its custom field (None: not an answer).
-    A free-text answer is taken only when that question was the one asked."""
+    Before the question is asked, only what clearly answers it counts: a sum written as money, a count of
+    people for "how many", a named date, the one option named, a yes/no about the question's subject, the
+    sentence about a free-text question."""
     kind, options = question.get("type"), question.get("options") or []
-    said = re.sub(r"[-_]", " ", fold(text))  # "gluten-free" says the option gluten_free
+    wording = " ".join([question.get("question") or "", *(question.get("translations") or {}).values()])
+    turn = ctx.get("turn") or {}
     if kind in ("number", "money"):
-        count = (ctx.get("turn") or {}).get("quantity")
-        if count and HOW_MANY.search(question.get("question") or ""):
+        count = turn.get("quantity")
+        if count and HOW_MANY.search(wording):
             return int(count)  # "a party for 40 people" answers "how many guests?" before it is asked
+        money = answers.amount(text) if kind == "money" else None
+        if money is not None:
+            return int(money) if money == money.to_integral_value() else float(money)
         if not asked:
             return None
         number = re.search(r"\d+(?:[.,]\d+)?", text.replace(",", ""))
         return int(float(number.group())) if number else None
     if kind == "date":
-        found = (ctx.get("turn") or {}).get("when") or {}
-        return found.get("start_day") if asked else None
+        found = turn.get("when") or {}
+        day = found.get("start_day")
+        return day if asked or (day and found.get("end_day") in (None, day) and found.get("phrase")) else None
     if kind in ("select", "multi_select"):
-        chosen = [o for o in options if _option_said(o, said)]
+        if kind == "select" and answers.is_yes_no(options):
+            said = answers.yes_no(text, wording)
+            if said is None and asked:
+                said = True if choice.affirms(text) else False if choice.denies(text) else None
+            if said is not None:
+                return answers.yes_no_option(options, said)
+        chosen = answers.option_in(text, options)
         if kind == "select":
             return chosen[0] if len(chosen) == 1 or (asked and chosen) else None
         if chosen:
             return chosen
-        return [] if asked and re.search(r"\b(no|none|nothing|nope|n/a|nada|ninguno|ninguna)\b", said) else None
-    if kind == "boolean" and asked:
-        if choice.affirms(text):
-            return True
-        return False if choice.denies(text) else None
-    return text.strip() or None if asked else None
+        return [] if asked and re.search(r"\b(no|none|nothing|nope|n/a|nada|ninguno|ninguna)\b", fold(text)) else None
+    if kind == "boolean":
+        said = answers.yes_no(text, wording)
+        if said is None and asked:
+            said = True if choice.affirms(text) else False if choice.denies(text) else None
+        return said
+    if asked:
+        return text.strip() or None
+    return answers.sentence_on(text, question.get("question") or "")
 
 
 HOW_MANY = re.compile(r"\b(how many|cu[aá]nt[oa]s)\b", re.I)
-OPTION_WORDS = {"tenant": ("renting", "rent", "tenant", "renter", "alquiler", "inquilin"),
-                "owner": ("owner", "own it", "we own", "i own", "propietari", "dueñ", "duen")}
-
-
-def _option_said(option: str, said: str) -> bool:
-    """Whether the lead's words name a select option ("property_manager" in "we're the property managers")."""
-    words = fold(option.replace("_", " "))
-    if re.search(rf"(?<![a-z]){re.escape(words)}(?:s|es)?(?![a-z])", said):
-        return True
-    return any(w in said for w in OPTION_WORDS.get(option, ()))
 
 
 class LocalPolicyModel(BaseChatModel):
@@ -240,12 +257,14 @@ class Policy:
                                             "intent": intent or self.intent})
 
     def _reply(self, parts: list[str], confidence: float | None = None, proposal: dict[str, Any] | None = None,
-               intent: str | None = None) -> AIMessage:
+               intent: str | None = None, asks: str | None = None) -> AIMessage:
         text = " ".join(p for p in parts if p)
         meta: dict[str, Any] = {"confidence": confidence if confidence is not None else self.confidence,
                                 "intent": intent or self.intent, "language": self.lang}
         if proposal is not None:
             meta["proposal"] = proposal
+        if asks is not None:
+            meta["asks_field"] = asks  # the qualification question this reply asks (kept in the frame)
         return AIMessage(content=_short(text, self.ctx), response_metadata=meta)
 
     def _say(self, key: str, **values: Any) -> str:
@@ -293,6 +312,12 @@ class Policy:
             args["qualification_status"] = "contacted"
         return self._call("update_contact", args, 0.9, "details")
 
+    def _can_ask(self, question: dict[str, Any]) -> bool:
+        """A question is asked in the lead's language: its translation, or its own text when the lead writes
+        the agent's first language."""
+        first = (self.ctx.get("languages") or ["en"])[0]
+        return self.lang == first or bool((question.get("translations") or {}).get(self.lang))
+
     def _question_text(self, question: dict[str, Any]) -> str:
         return ((question.get("translations") or {}).get(self.lang) or question["question"]).strip()
 
@@ -301,14 +326,14 @@ class Policy:
         if not pending or self.frame.get("task") != "enquiry":
             return {}
         asked_text = fold(self.ctx.get("asked") or "")
-        answers: dict[str, Any] = {}
+        found: dict[str, Any] = {}
         for question in pending:
             asked = any(fold(t) in asked_text for t in [question["question"], *(question.get("translations") or {})
                                                         .values()] if t)
             value = _answer_value(self.text, question, self.ctx, asked)
             if value is not None:
-                answers[question["field"]] = value
-        return answers
+                found[question["field"]] = value
+        return found
 
     def _escalate(self) -> AIMessage | None:
         """A complaint, an emergency or a request for a person goes to the team; "are you a bot?" does not."""
@@ -333,7 +358,8 @@ class Policy:
         """The message's questions for the knowledge base ("are you a bot?" is answered by the agent itself)."""
         answering = self.frame.get("task") == "enquiry" and bool(self._qualification_answers())
         return [r["text"] for r in self.requests if (r["intent"] == "question" or (
-            r["intent"] == "custom" and (r.get("custom") or {}).get("action") == "answer"))
+            r["intent"] == "custom" and (r.get("custom") or {}).get("action") == "answer")
+            or (r["intent"] == "enquiry" and r.get("asks")))
             and not signals.asks_if_bot(r["text"]) and not signals.wants_human(r["text"])
             and not (answering and "?" not in r["text"])]  # "40" answers our question: nothing to look up
 
@@ -415,6 +441,8 @@ class Policy:
             advice = [h["text"].split("\n", 1)[-1].strip() for _, r in self._results("search_knowledge")
                       for h in r.get("results") or [] if any(t and t[:6] in fold(h["text"]) for t in terms)]
             parts += [*advice[:1], self._say("urgent")]
+            if not advice:
+                parts.append(self._say("urgent_danger", number=emergency_number(self.ctx.get("country"))))
         if args.get("reason") == "lack_of_information":
             parts.append(self._say("unknown"))
         configured = (self.ctx.get("handoff_messages") or {}).get(self.lang)
@@ -587,7 +615,7 @@ class Policy:
         chosen = self.frame.get("appointment_id")
         if chosen:
             return next((a for a in upcoming if a["id"] == chosen), None)
-        meant = KEEP.split(self.text)[0]  # "cancel monday's job but keep friday": the part before "but keep"
+        meant = _meant(self.text)  # "cancel monday's job but keep friday": not the part that is kept
         index = choice.choose(meant, [datetime.fromisoformat(a["start"]) for a in upcoming], language=self.lang)
         if index is not None:
             return upcoming[index]
@@ -696,8 +724,15 @@ class Policy:
             return self._call("list_products", {}, None, "pay")
         product = _product_asked(self.text, (products or {}).get("products") or [])
         if product is not None and "create_invoice" in self.tools and created is None:
-            return self._call("create_invoice", {"items": [{"price_id": product["price_id"], "quantity": 1}]}, None,
-                              "pay")
+            count = self.turn.get("quantity") or 1
+            per_unit = PER_UNIT.search(f"{product.get('product')} {product.get('label') or ''}")
+            return self._call("create_invoice", {"items": [{"price_id": product["price_id"],
+                                                            "quantity": count if per_unit and count <= 50 else 1}]},
+                              None, "pay")
+        if status is not None and status.get("ok", True) and status.get("status") == "paid":
+            return self._reply(self._with_answers([self._say(
+                "paid_in_full", number=status.get("number"), currency=status.get("currency"),
+                total=status.get("total"))]), intent="pay")
         return self._reply(self._with_answers([self._say("nothing_owed")]), intent="pay")
 
     # ---------------------------------------------------------------- qualification
@@ -706,9 +741,12 @@ class Policy:
         with all answered, open the lead's deal (or move the one they have) and say the team will follow up."""
         saved = {k for a, r in self._results("update_contact") if r.get("ok", True)
                  for k in (a.get("custom_fields") or {})}
-        pending = [q for q in self.ctx.get("qualification") or [] if q["field"] not in saved]
+        asked_before = set(self.frame.get("asked_fields") or [])  # a question is asked once: no nagging
+        pending = [q for q in self.ctx.get("qualification") or [] if q["field"] not in saved
+                   and q["field"] not in asked_before and self._can_ask(q)]
         if pending:
-            return self._reply(self._with_answers([self._question_text(pending[0])]), intent="qualify")
+            return self._reply(self._with_answers([self._question_text(pending[0])]), intent="qualify",
+                               asks=pending[0]["field"])
         if self._ran("create_opportunity") or self._ran("move_opportunity"):
             return self._reply(self._with_answers([self._say("qualified")]), intent="qualify")
         stage = (self.ctx.get("pipeline") or {}).get("on_qualified")
@@ -737,6 +775,9 @@ BUY_WORDS = re.compile(r"\b(buy|purchase|order|get (a|an|one)|gift|voucher|membe
                        r"comprar|compra|regalo|bono|tarjeta|plan|paquete)", re.I)
 
 
+# an item priced per person is invoiced for the people the lead names ("me and my partner (2 adults)")
+PER_UNIT = re.compile(r"\bper\b|\beach\b|\bpor\s+(persona|adulto|cabeza|invitado|asistente)\b|/\s*(person|adult|guest|"
+                      r"head|persona)\b", re.I)
 PAY_WORDS = frozenset({"deposit", "deposits", "fee", "fees", "payment", "payments", "charge", "senal", "deposito",
                        "pago", "pagos", "cuota", "plan", "the", "and", "for"})
 

@@ -56,12 +56,14 @@ def read_turn(text: str, frame: dict[str, Any], ctx: dict[str, Any]) -> dict[str
         if intent.name == "question" and len(parts) > 1 and not QUESTION_MARK.search(part):
             intent = dataclasses.replace(intent, name="statement")  # "want to secure my spot": context, not a query
         requests.append({"text": part, "intent": intent.name, "confidence": intent.confidence,
-                         "custom": intent.custom, "service": intent.service, "cued": intent.cued})
+                         "custom": intent.custom, "service": intent.service, "cued": intent.cued,
+                         "asks": bool(QUESTION_MARK.search(part))})
     offered = [datetime.fromisoformat(s["start"]) for s in frame.get("offered") or []]
     contact = details.contact_details(text, region=ctx.get("country") or "US")
     if (contact.email or contact.phone) and OTHER_PERSON.search(text):
         contact = dataclasses.replace(contact, email=None, phone=None)  # someone else's details are not the lead's
     extra_urgent = tuple(ctx.get("urgent_terms") or ())
+    team = tuple(ctx.get("team") or ())
     return _jsonable({
         "language": lang,
         "requests": requests,
@@ -69,7 +71,7 @@ def read_turn(text: str, frame: dict[str, Any], ctx: dict[str, Any]) -> dict[str
         "quantity": details.quantity(text),
         "details": {k: v for k, v in dataclasses.asdict(contact).items() if v},
         "signals": {"opt_out": signals.opts_out(text), "opt_in": signals.opts_in(text),
-                    "complaint": signals.is_complaint(text, lang), "human": signals.wants_human(text),
+                    "complaint": signals.is_complaint(text, lang), "human": signals.wants_human(text, team),
                     "bot": signals.asks_if_bot(text), "urgent": signals.is_urgent(text, lang, extra=extra_urgent)},
         "choice": choice.choose(text, offered, language=lang) if offered else None,
         "affirms": choice.affirms(text, lang),
@@ -147,10 +149,13 @@ def _only_questions(turn: dict[str, Any]) -> bool:
 
 
 def after_tools(frame: dict[str, Any], results: list[tuple[str, dict[str, Any], dict[str, Any]]],
-                proposal: dict[str, Any] | None) -> dict[str, Any]:
+                proposal: dict[str, Any] | None, asks: str | None = None) -> dict[str, Any]:
     """The frame after the agent's turn: what it offered and what awaits a yes (`proposal`, a slot the reply
-    asks the lead to confirm), what it listed, what is done."""
+    asks the lead to confirm), the qualification question it asked (`asks`, never asked twice), what it
+    listed, what is done."""
     updated = dict(frame)
+    if asks and asks not in (updated.get("asked_fields") or []):
+        updated["asked_fields"] = [*(updated.get("asked_fields") or []), asks]
     for name, args, result in results:
         if not result.get("ok", True):
             continue

@@ -80,8 +80,11 @@ def understand(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
         with session_for(ctx, config) as session:
             crm.set_dnd(session=session, contact_id=ctx.contact_id, channel=c.get("channel") or "sms",
                         enabled=False, reason="lead opted back in")
+    # "stop sending me promos, but when do you open?" leaves the promotions and keeps the conversation; "please
+    # stop sending me offers" alone is an opt-out of the channel the offers come on
+    keeps_talking = signals.promotions_only(text) and any(r.get("asks") for r in turn["requests"])
     if inbound is not None and ctx.contact_id is not None and (crm.OPT_OUT.match(text) or (
-            signals.opts_out(text) and not signals.promotions_only(text))):
+            signals.opts_out(text) and not keeps_talking)):
         channel = c.get("channel") or "sms"
         with session_for(ctx, config) as session:
             crm.set_dnd(session=session, contact_id=ctx.contact_id, channel=channel, enabled=True,
@@ -181,8 +184,8 @@ def finish(state: LeadState) -> dict[str, Any]:
     reply = str(last.content) if isinstance(last, AIMessage) else ""
     decision = "handoff" if handoff else ("ask" if reply.rstrip().endswith("?") else "answer")
     _, done = _turn(messages)
-    proposal = last.response_metadata.get("proposal") if isinstance(last, AIMessage) else None
-    frame = frames.after_tools(state.get("frame") or {}, done, proposal)
+    meta = last.response_metadata if isinstance(last, AIMessage) else {}
+    frame = frames.after_tools(state.get("frame") or {}, done, meta.get("proposal"), meta.get("asks_field"))
     return {"reply": reply, "decision": decision, "handoff": handoff, "frame": frame}
 
 

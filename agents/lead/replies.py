@@ -13,6 +13,14 @@ import yaml
 from babel.dates import format_date, format_datetime
 
 DEFAULT_LANGUAGE = "en"
+# the public emergency number by country (ISO 3166 alpha-2); 112 reaches emergency services from any mobile phone
+# in most of the world, so it is the fallback
+EMERGENCY_NUMBERS = {"US": "911", "CA": "911", "MX": "911", "AR": "911", "CO": "123", "CL": "131", "PE": "105",
+                     "AU": "000", "NZ": "111", "GB": "999", "IE": "112", "IN": "112", "ZA": "10111"}
+
+
+def emergency_number(country: str | None) -> str:
+    return EMERGENCY_NUMBERS.get((country or "").upper(), "112")
 
 
 @lru_cache(maxsize=1)

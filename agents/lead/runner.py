@@ -27,7 +27,7 @@ from models.conversations import Channel, Conversation, ConversationAIConfig, Ha
 from models.crm import Contact, ContactCustomField
 from models.db import TenantScope, tenant_session
 from models.pipelines import Opportunity, Pipeline, PipelineStage
-from models.tenancy import SubAccount
+from models.tenancy import SubAccount, User, UserSubAccountMembership
 from services.errors import NotFound
 from services.workflows import next_business_moment
 
@@ -140,6 +140,7 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
         "handoff_messages": _handoff_messages(handoff_settings, languages),
         "services": services, "intents": list(getattr(agent, "intents", None) or []) if agent else [],
         "languages": languages, "lead_name": _known_name(contact), "country": _country(sub),
+        "team": _team(session, sub.id),
         "do_not_contact": bool(contact and (contact.dnd_all or (contact.dnd_channels or {}).get(
             channel.channel_type))),
         "opens_at": opens.isoformat() if opens > moment else None,
@@ -151,6 +152,14 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
 
 
 PLACEHOLDER_NAMES = {"visitor", "guest", "unknown", "lead", "customer", "anonymous"}
+
+
+def _team(session: Session, sub_account_id: uuid.UUID) -> list[str]:
+    """The first names of the business's staff, so a lead asking for one of them by name is put through."""
+    names = session.scalars(select(User.name).join(UserSubAccountMembership, UserSubAccountMembership.user_id == User.id)
+                            .where(UserSubAccountMembership.sub_account_id == sub_account_id,
+                                   User.deleted_at.is_(None)))
+    return sorted({n.split()[0] for n in names if n and n.split() and len(n.split()[0]) >= 2})
 
 
 def _known_name(contact: Contact | None) -> str | None:

@@ -50,26 +50,35 @@ GENERIC: dict[str, list[str]] = {
                  "how long does it take", "do you offer discounts", "¿a qué hora abrís?", "¿dónde estáis?",
                  "¿cuánto cuesta?", "¿aceptáis tarjeta?", "¿tenéis aparcamiento?", "¿cuánto tarda?"],
 }
+# the words of moving an appointment (stronger than a cancel's words in the same message: "can't make thursday,
+# can you move me to friday?" moves it)
+MOVE = (r"\b(reschedul|re-schedul|move (it|my|the|our|me|us)|move\b[^.?!]{0,25}\bto\b|moving|change (it|my|the|our)|"
+        r"push|postpone|bring (it )?forward|cambiar|mover|pasar(la|lo)|pasar\w*\s+(al|a la|para)|aplazar|adelantar|"
+        r"retrasar)")
+# "buy" is a purchase only of something sold as such ("buy a gift card"; "looking to buy a house" is an enquiry)
+PURCHASABLE = (r"(gift|e-?gift|voucher|membership|package|pack|plan|bundle|credit|session|subscription|pass|bono|"
+               r"tarjeta|suscripci[oó]n|pase|paquete|sesi[oó]n)")
 # an action needs its words: similarity alone must not turn a question into a booking or a cancellation
 CUES: dict[str, re.Pattern[str]] = {
     "book": re.compile(r"\b(book|booking|reserv|appointment|appt|schedule|slot|availab|come (in|out|over|round|by)|"
                        r"pop in|visit|see (you|someone)|send someone|someone (to|come)|get (me )?in|fit (me|us) in|"
                        r"cita|reserv|hueco|disponib|agendar|pedir hora|venir|pasar(me)? (por|el|la|a)|"
-                       r"necesito (un|una|que)|quiero (ir|venir))", re.I),
-    "reschedule": re.compile(r"\b(reschedul|re-schedul|move (it|my|the|our)|moving|change (it|my|the|our)|push|"
-                             r"postpone|bring (it )?forward|different (time|day)|another (time|day)|later|earlier|"
-                             r"instead|cambiar|mover|pasar(la|lo)|aplazar|adelantar|retrasar|otro d[ií]a|otra hora|"
-                             r"m[aá]s tarde|m[aá]s temprano|en vez de)", re.I),
+                       r"necesito (un|una|que)|quiero (ir|venir)|(puedo|podemos|podr[ií]a|podr[ií]amos) (ir|venir|pasar)|"
+                       r"can (i|we) come)", re.I),
+    "reschedule": re.compile(rf"{MOVE}|\b(later|earlier|instead|different (time|day)|another (time|day)|otro d[ií]a|"
+                             r"otra hora|m[aá]s tarde|m[aá]s temprano|en vez de)", re.I),
     "cancel": re.compile(r"\b(cancel|call (it )?off|can'?t make|cannot make|won'?t make|not (be )?(able to )?make it|"
                          r"anul|cancela|no (podr[eé]|puedo) (ir|venir)|no voy a poder)", re.I),
-    "pay": re.compile(r"\b(pay|paying|payment|invoice|bill|deposit|owe|balance|gift ?card|voucher|buy|purchase|"
+    "pay": re.compile(r"\b(pay|paying|payment|invoice|bill|deposit|owe|balance|gift ?card|voucher|"
                       r"sign (me|us) up|subscribe|membership|suscrib|apúntame|apuntame|"
-                      r"pag(ar|o|ue)|factura|señal|deb(o|emos)|abonar|tarjeta regalo|comprar|bono)", re.I),
+                      r"pag(ar|o|ue)|factura|señal|deb(o|emos)|abonar|tarjeta regalo|bono)|"
+                      rf"\b(buy|purchase|comprar|regalar)\s+(?:\w+\s+){{0,2}}?{PURCHASABLE}", re.I),
     "my_appointments": re.compile(r"\b((my|our) (appointment|booking|reservation|appt)s?\b.*\b(when|what time)|"
                                   r"(when|what time) is (my|our)|do (i|we) have (a|an) (booking|appointment)|"
                                   r"(mi|nuestra) (cita|reserva).*\b(cu[aá]ndo|qu[eé] hora)|"
                                   r"(cu[aá]ndo|a qu[eé] hora) es (mi|nuestra)|tengo (cita|reserva))", re.I),
     "enquiry": re.compile(r"\b(quote|estimate|pricing for|interested in|enquir|inquir|planning|thinking (about|of)|"
+                          r"(information|info|details) (on|about)|learn more|find out (more|about)|"
                           r"looking (to|for)|consult|valuation|apprais|presupuesto|me interesa|interesad|"
                           r"informaci[oó]n sobre|estamos pensando|valoraci[oó]n|tasaci[oó]n)", re.I),
 }
@@ -79,6 +88,7 @@ QUESTION_MARK = re.compile(r"\?|^\s*(what|where|when|how|do|does|is|are|can|coul
 # without booking?", "¿se puede cambiar la cita sin coste?"
 POLICY_QUESTION = re.compile(r"\b(if|without|in case|what happens|any charge|is there a fee|policy|allowed|"
                              r"si|sin|en caso|qu[eé] pasa|pol[ií]tica|se puede)\b", re.I)
+CAN_YOU = re.compile(r"^\W*(can|could|would|will)\s+(you|u|ya|we|i)\b|^\W*(me\s+)?(pod[eé]is|puede[ns]?|podr[ií]an?)\b", re.I)
 INTENT_FLOOR = 0.40  # below this similarity to every exemplar, the message is a question for the knowledge base
 SENTENCE = re.compile(r"(?<=[.!?\n])\s+|\s*\n+\s*|\s+(?:and also|also,|plus|y también|además)\s+", re.I)
 
@@ -182,18 +192,23 @@ def classify(text: str, vocabulary: Vocabulary = Vocabulary(), timed: bool = Fal
     if "reschedule" in cued and "book" in cued and not re.search(
             r"\b(appointment|booking|reservation|appt|it|cita|reserva\w*|turno|la|lo)\b", text, re.I):
         cued.remove("reschedule")  # "can I book something later in the week" is a booking
+    if "cancel" in cued and "reschedule" in cued and re.search(MOVE, text, re.I):
+        cued.remove("cancel")  # "no puedo ir el jueves, ¿me la pasáis al viernes?" moves it
+    if "enquiry" in cued and ("book" in cued or timed):
+        cued.remove("enquiry")  # "can you do monday 8am for a quote": a visit at a time is a booking
     if cued:
         order = {"cancel": 0, "reschedule": 1, "my_appointments": 2, "pay": 3, "enquiry": 4, "book": 5}
         if "my_appointments" in cued and QUESTION_MARK.search(text) and not {"cancel", "reschedule"} & set(cued):
             return Intent("my_appointments", 0.85, None, service_name, cued=True)
         name = min(cued, key=lambda n: (order[n], -best.get(n, 0.0)))
         if name in ("book", "cancel", "pay", "enquiry", "reschedule") and QUESTION_MARK.search(text) and not timed \
-                and (best.get("question", 0) > best.get(name, 0) or POLICY_QUESTION.search(text)):
+                and ((best.get("question", 0) > best.get(name, 0) and name != "enquiry") or POLICY_QUESTION.search(text)):
+            # (an enquiry with a question is both: "interested in X, how much is it?" is answered and qualified)
             name = "question"  # "can we walk in without booking?", "any charge if I cancel?" ask, they do not act
         return Intent(name, round(min(1.0, 0.6 + max(0.0, best.get(name, 0.4))), 3), None, service_name,
                       cued=name in CUES)
-    if timed and not QUESTION_MARK.search(text):
-        return Intent("book", 0.8, None, service_name)  # "friday at 6 works": a time for a booking
+    if timed and (not QUESTION_MARK.search(text) or CAN_YOU.search(text)):
+        return Intent("book", 0.8, None, service_name)  # "friday at 6 works", "can u do monday 8am?": a booking
     ranked = sorted(((n, s) for n, s in best.items() if n not in CUES), key=lambda kv: -kv[1])
     (name, top), (_, second) = ranked[0], ranked[1]
     if top < INTENT_FLOOR:

@@ -223,10 +223,16 @@ def asks_if_bot(text: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def wants_human(text: str) -> bool:
+def wants_human(text: str, team: tuple[str, ...] = ()) -> bool:
     """Whether the lead asks to be put through to a person ("get me a manager", "pásame con alguien", "can I
-    speak to Dave?", "put me through to Dr Khan")."""
-    return bool(WANTS_HUMAN.search(text) or NAMED_PERSON.search(text))
+    speak to Dave?", "put me through to Dr Khan"); a member of the business's `team` is recognised by name in
+    any case ("can i talk to dave directly")."""
+    if WANTS_HUMAN.search(text) or NAMED_PERSON.search(text):
+        return True
+    names = "|".join(re.escape(n) for n in team if len(n) >= 2)
+    return bool(names) and bool(re.search(
+        r"\b(?:talk|speak|chat|put me through|transfer me|hablar|p[aá]same|p[aá]sa?me|ponme)\s+(?:to|with|con)?\s*"
+        rf"(?:(?:dr\.?|doctor|dra\.?|mr\.?|ms\.?|mrs\.?|el|la)\s+)?(?:{names})\b", text, re.I))
 
 
 # Generic urgency only: any business can be in an emergency (a leak, sudden pain, a lost key); its own terms
@@ -238,7 +244,9 @@ URGENT = {
                r"\bcan'?t breathe\b", r"\bcannot breathe\b", r"\bcan not breathe\b",
                r"\b(?:severe|excruciating|unbearable|terrible|extreme)\s+pain\b", r"\bin (?:so much|a lot of) pain\b",
                r"\bswollen\b", r"\bswelling\b", r"\bsmells?\s+(?:like\s+|of\s+)?gas\b", r"\bgas leak\b",
-               r"\bon fire\b", r"\bunconscious\b", r"\bchest pain\b", r"\bhelp\s*!{2,}"),
+               r"\bon fire\b", r"\bunconscious\b", r"\bchest pain\b", r"\bhelp\s*!{2,}",
+               r"\b(?:pouring|gushing|spraying|streaming|leaking)\b[^.?!]{0,30}\b(?:through|everywhere|into)\b",
+               r"\ballergic reaction\b", r"\banaphyla\w+", r"\bcan'?t stop\b[^.?!]{0,20}\b(?:bleeding|leaking)\b"),
     "es": _any(r"\burgencias?\b", r"\burgentes?\b", r"\bemergencias?\b", r"\bcuanto antes\b", r"\bcuánto antes\b",
                r"\blo (?:antes|más pronto|mas pronto) posible\b", r"\bya mismo\b",
                r"\b(?:necesito|necesitamos|vengan|venga|ven)\b[^.?!]{0,40}\bahora mismo\b",
@@ -258,6 +266,10 @@ def is_urgent(text: str, language: str, extra: tuple[str, ...] = ()) -> bool:
     """Whether the lead reports an emergency or urgent need. Generic terms for `language` (English ones are always
     checked too: "asap" and "urgent" cross languages), plus the business's own `extra` phrases."""
     cleaned = NOT_URGENT.sub(" ", text)
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) >= 12 and sum(c.isupper() for c in letters) >= 0.8 * len(letters) \
+            and re.search(r"\b(HELP|AYUDA|SOCORRO)\b", text):
+        return True  # "WATER IS POURING THROUGH MY CEILING HELP": shouted for help
     patterns = [URGENT["en"]] + ([URGENT[language]] if language in URGENT and language != "en" else [])
     if any(p.search(cleaned) for p in patterns):
         return True

@@ -186,6 +186,10 @@ _WEEKDAY = re.compile(rf"(?<!')\b(?P<mod>next|this\s+coming|this|coming|on|el\s+
                       r"next\s+week|of\s+next\s+week|de\s+la\s+(?:semana\s+que\s+viene|proxima\s+semana)))?")
 _DAY_OF_MONTH = re.compile(r"\b(?:(?:on\s+)?the\s+(?P<d1>\d{1,2})(?:st|nd|rd|th)?|(?P<d2>\d{1,2})(?:st|nd|rd|th)|"
                            r"(?:el\s+)?dia\s+(?P<d3>\d{1,2})|el\s+(?P<d4>\d{1,2}))\b(?!\s*(?::|[ap]\.?m\b|h\b))")
+# "el martes 1", "Tuesday 1": a weekday with the number of a date that falls on it is that date, not 1 PM
+# (Spanish puts the date after the weekday; English needs "the" or an ordinal: "friday 4" is 4 PM)
+_WEEKDAY_DATE = re.compile(rf"\b(?P<el>el\s+)?(?P<day>{DAY})\s+(?P<the>the\s+)?(?P<n>\d{{1,2}})(?P<th>st|nd|rd|th)?\b"
+                           r"(?!\s*(?:[:.h]\d|[ap]\.?m\b|h\b|hrs?\b|horas?\b|o'?clock|ish\b))")
 _SAME_TIME = re.compile(r"\b(?:(?:at\s+)?the\s+same\s+time|same\s+time|(?:a\s+)?la\s+misma\s+hora)\b")
 _MY_TIME = re.compile(r"\b(?:my|your|our|local)\s+time\b|\bmi\s+hora\b|\bhora\s+local\b")
 _SPANISH = re.compile(r"\b(?:el|la|las|los|de|del|por|que|hola|para|puedo|tienes|teneis|quiero|necesito|mejor|"
@@ -227,6 +231,12 @@ def _parse(text: str, now: datetime, zone: tzinfo | None, languages: tuple[str, 
     r.take(_SPAN_OF_DAYS, keep=False)
     days += _dates(r, now, languages, day_first)
     r.take(re.compile(r"\b\d{3,}\b(?!\s*[ap]\.?m)"), keep=False)  # order numbers, years, postcodes
+    for m in list(_WEEKDAY_DATE.finditer(r.s)):
+        day = _day_of_month(int(m["n"]), today)
+        dated = m["el"] or m["the"] or m["th"] or _SPANISH.search(r.s)
+        if dated and day is not None and day.weekday() == DAYS[m["day"]] and (day - today).days <= 62:
+            days.append((m.start(), day, day))
+            r.blank(m.span("n"))
     clocks = read_clocks(r)
     ranges = [(m.start(), _week_range(kind, today)) for p, kind in _WEEKS for m in r.take(p)]
     window: tuple[time | None, time | None] | None = None
