@@ -16,7 +16,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -568,10 +568,20 @@ class Policy:
             wider = dict(checks[0][0])
             wider["to_date"] = (datetime.fromisoformat(wider["from_date"]) + timedelta(days=7)).date().isoformat()
             return self._call("check_availability", wider)  # nothing that day: the nearest days after it
+        reason = self._reason(requested) or self._closed_day(checks)
         if not slots:
-            return self._reply(self._with_answers([self._reason(requested), self._say("no_slots")]))
+            return self._reply(self._with_answers([reason, self._say("no_slots")]))
         offer = join([self._time(s["start"]) for s in slots[:3]], self.lang)
-        return self._reply(self._with_answers([self._reason(requested), self._say("offer", offer=offer)]))
+        return self._reply(self._with_answers([reason, self._say("offer", offer=offer)]))
+
+    def _closed_day(self, checks: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+        """The day asked for had nothing because the business is closed then ("tomorrow" on a holiday)."""
+        for args, result in checks:
+            if result.get("closed") in ("closed", "closed_date") and args.get("from_date"):
+                day = date.fromisoformat(args["from_date"])
+                return self._say(f"reason_{result['closed']}",
+                                 day=say_day(day, self.lang, weekday_only=result["closed"] == "closed"))
+        return ""
 
     def _reason(self, requested: dict[str, Any]) -> str:
         """Why the time asked for is not free, in the lead's language."""

@@ -208,6 +208,14 @@ class Schedule:
         return compute_slots(rules=self.rules, calendar_tz=self.calendar.timezone, policy=self.policy,
                              busy=self.busy, range_start=start, range_end=end, now=now, display_tz=timezone)
 
+    def closed_on(self, day: date) -> str | None:
+        """"closed_date" when the calendar is closed all of `day` (a holiday), "closed" when it has no hours that
+        weekday, None when it opens."""
+        if closed_all_day(self.rules, day):
+            return "closed_date"
+        tz = ZoneInfo(self.calendar.timezone)
+        return None if opening_windows([r for r in self.rules if not is_timed_closure(r)], day, tz) else "closed"
+
     def why_not_free(self, start: datetime, *, now: datetime) -> str | None:
         """None when `start` (aware) is a free slot, else the first rule it breaks, checked in REASONS order.
 

@@ -72,6 +72,7 @@ class Offer:
     slots: list[OfferedSlot]
     more_available: bool
     requested: Requested | None
+    closed: str | None = None  # one day asked, nothing free, and every calendar closed that day: why
 
 
 def service_calendars(calendars: Sequence[Calendar], service_id: uuid.UUID | None) -> list[Calendar]:
@@ -178,5 +179,9 @@ def offer_slots(
         reason = (team_reason([schedules[c.id].why_not_free(asked.astimezone(UTC), now=now) for c in calendars])
                   if calendars else "no_service_calendar")
         requested = Requested(start=asked, free=reason is None, reason=reason)
+    closed = None
+    if asked is None and start == end and not candidates and calendars:
+        reasons = {schedules[c.id].closed_on(start) for c in calendars}
+        closed = reasons.pop() if len(reasons) == 1 else None
     return Offer(slots=sorted(chosen, key=lambda s: s.start), more_available=len(candidates) > len(chosen),
-                 requested=requested)
+                 requested=requested, closed=closed)

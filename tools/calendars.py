@@ -75,7 +75,7 @@ def check_availability(from_date: date | None = None, to_date: date | None = Non
         requested = offer.requested
         return {"timezone": tz,
                 "slots": [{"start": s.local_start, "calendar_id": s.calendar_id} for s in offer.slots],
-                "more_available": offer.more_available,
+                "more_available": offer.more_available, "closed": offer.closed,
                 "requested": None if requested is None else {"start": requested.start, "free": requested.free,
                                                              "reason": requested.reason}}
 

@@ -119,6 +119,9 @@ def update_frame(frame: dict[str, Any], turn: dict[str, Any]) -> dict[str, Any]:
     updated = dict(frame)
     updated["language"] = turn["language"]
     task = task_of(turn, frame.get("task"))
+    if task == "enquiry" and (turn.get("when") or {}).get("exact") and any(
+            r["intent"] == "book" for r in turn["requests"]):
+        task = "book"  # "I'd like a consultation. Would Tuesday at 11 work?": the time asked for is the booking
     if task is not None and task != frame.get("task"):
         updated.update(task=task, confirm=None)
         if task in ("book", "enquiry") and frame.get("task") not in ("book", "enquiry", "reschedule"):

@@ -88,7 +88,11 @@ QUESTION_MARK = re.compile(r"\?|^\s*(what|where|when|how|do|does|is|are|can|coul
 # without booking?", "¿se puede cambiar la cita sin coste?"
 POLICY_QUESTION = re.compile(r"\b(if|without|in case|what happens|any charge|is there a fee|policy|allowed|"
                              r"si|sin|en caso|qu[eé] pasa|pol[ií]tica|se puede)\b", re.I)
-CAN_YOU = re.compile(r"^\W*(can|could|would|will)\s+(you|u|ya|we|i)\b|^\W*(me\s+)?(pod[eé]is|puede[ns]?|podr[ií]an?)\b", re.I)
+# a time offered as a question is a booking request: "can u do monday 8am?", "would tuesday at 11 work?",
+# "¿puede ser el lunes 30 a las 10?"
+CAN_YOU = re.compile(r"^\W*(can|could|would|will)\s+(you|u|ya|we|i)\b|^\W*(me\s+)?(pod[eé]is|puede[ns]?|podr[ií]an?)\b|"
+                     r"\b(work|works|suit|suits|possible|be ok|be okay|free|available)\W*$|"
+                     r"\b(puede ser|podr[ií]a ser|(os|les|te) (viene|va) bien|est[aá]is libres?|hay hueco)\b", re.I)
 INTENT_FLOOR = 0.40  # below this similarity to every exemplar, the message is a question for the knowledge base
 SENTENCE = re.compile(r"(?<=[.!?\n])\s+|\s*\n+\s*|\s+(?:and also|also,|plus|y también|además)\s+", re.I)
 

@@ -96,7 +96,8 @@ _HINT = re.compile(rf"\d|\b(?:{DAY}|{_MONTHS}|{TOMORROW}|today|tonight|tonite|2n
 _NOISE = [re.compile(p) for p in (
     r"\S+@\S+\.\S+", r"\b(?:https?://|www\.)\S+",
     r"(?<![\d/:])(?!\d{4}-\d{2}-\d{2}\b)\+?\(?\d(?:[\s()-]*\d){7,}",  # phone numbers: 8+ digits
-    r"[$€£]\s?\d[\d,.]*k?\b", r"\b\d[\d,.]*\s?(?:€|eur|euros?|dollars?|usd|aud|bucks|pesos|k)(?![a-z])",
+    r"[$€£]\s?\d[\d,.]*(?:k|m|mm)?\b", r"\b\d[\d,.]*\s?(?:€|eur|euros?|dollars?|usd|aud|bucks|pesos|k)(?![a-z])",
+    r"\b\d[\d,.]*\s?(?:m|mm|mil|million|millions|millon|millones|grand|thousand)\b",  # "1.2M", "900 mil": money
     r"\b(?:for|para|party of|table for|mesa para|group of|grupo de|somos|seremos|x)\s+(?:\d+|" + HOURWORD
     + r")\b(?!\s*(?::\d|[ap]\.?m\b|[ap]\b|o'?clock|h\b|ish))",
     r"\b\d+\s*(?:people|persons?|pax|guests?|kids?|adults?|children|of us|personas?|adultos?|ninos?|"
