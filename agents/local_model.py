@@ -37,7 +37,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agents.lead import frame as frames
 from agents.lead.replies import emergency_number, join, say, say_day, say_time
-from agents.understanding import answers, choice, signals
+from agents.understanding import choice, signals
 from agents.understanding.intents import fold
 
 CONTEXT_TAG = "CONTEXT "
@@ -122,55 +122,6 @@ def _grounded(question: str, passage: str) -> bool:
     hay = fold(passage)
     found = sum(1 for w in words if w in hay or w.rstrip("s") in hay or (w.endswith("ing") and w[:-3] in hay))
     return found / len(words) >= 0.75
-
-
-def _answer_value(text: str, question: dict[str, Any], ctx: dict[str, Any], asked: bool) -> Any:
-    """The lead's answer to a qualification question, typed for its custom field (None: not an answer).
-    Before the question is asked, only what clearly answers it counts: a sum written as money, a count of
-    people for "how many", a named date, the one option named, a yes/no about the question's subject, the
-    sentence about a free-text question."""
-    kind, options = question.get("type"), question.get("options") or []
-    wording = " ".join([question.get("question") or "", *(question.get("translations") or {}).values()])
-    turn = ctx.get("turn") or {}
-    if kind in ("number", "money"):
-        count = turn.get("quantity")
-        if count and HOW_MANY.search(wording):
-            return int(count)  # "a party for 40 people" answers "how many guests?" before it is asked
-        money = answers.amount(text) if kind == "money" else None
-        if money is not None:
-            return int(money) if money == money.to_integral_value() else float(money)
-        if not asked:
-            return None
-        number = re.search(r"\d+(?:[.,]\d+)?", text.replace(",", ""))
-        return int(float(number.group())) if number else None
-    if kind == "date":
-        found = turn.get("when") or {}
-        day = found.get("start_day")
-        return day if asked or (day and found.get("end_day") in (None, day) and found.get("phrase")) else None
-    if kind in ("select", "multi_select"):
-        if kind == "select" and answers.is_yes_no(options):
-            said = answers.yes_no(text, wording)
-            if said is None and asked:
-                said = True if choice.affirms(text) else False if choice.denies(text) else None
-            if said is not None:
-                return answers.yes_no_option(options, said)
-        chosen = answers.option_in(text, options)
-        if kind == "select":
-            return chosen[0] if len(chosen) == 1 or (asked and chosen) else None
-        if chosen:
-            return chosen
-        return [] if asked and re.search(r"\b(no|none|nothing|nope|n/a|nada|ninguno|ninguna)\b", fold(text)) else None
-    if kind == "boolean":
-        said = answers.yes_no(text, wording)
-        if said is None and asked:
-            said = True if choice.affirms(text) else False if choice.denies(text) else None
-        return said
-    if asked:
-        return text.strip() or None
-    return answers.sentence_on(text, question.get("question") or "")
-
-
-HOW_MANY = re.compile(r"\b(how many|cu[aá]nt[oa]s)\b", re.I)
 
 
 class LocalPolicyModel(BaseChatModel):
@@ -330,7 +281,7 @@ class Policy:
         for question in pending:
             asked = any(fold(t) in asked_text for t in [question["question"], *(question.get("translations") or {})
                                                         .values()] if t)
-            value = _answer_value(self.text, question, self.ctx, asked)
+            value = frames.qualification_answer(self.text, question, self.turn, asked)
             if value is not None:
                 found[question["field"]] = value
         return found
@@ -739,11 +690,18 @@ class Policy:
             return self._call("create_invoice", {"items": [{"price_id": product["price_id"],
                                                             "quantity": count if per_unit and count <= 50 else 1}]},
                               None, "pay")
+        if "search_knowledge" in self.tools and not self._ran("search_knowledge"):
+            # nothing to charge for what they name: what the business says about it ("earnest money goes to escrow")
+            return self._call("search_knowledge", {"query": self.text[:500]}, None, "pay")
+        looked = self._last("search_knowledge") or {}
+        hits = looked.get("results") or []
+        said = [hits[0]["text"].split("\n", 1)[-1].strip()] if looked.get("confident") and hits \
+            and _grounded(self.text, hits[0]["text"]) and not self._answers()[0] else []
         if status is not None and status.get("ok", True) and status.get("status") == "paid":
             return self._reply(self._with_answers([self._say(
                 "paid_in_full", number=status.get("number"), currency=status.get("currency"),
                 total=status.get("total"))]), intent="pay")
-        return self._reply(self._with_answers([self._say("nothing_owed")]), intent="pay")
+        return self._reply(self._with_answers([*said, self._say("nothing_owed")]), intent="pay")
 
     # ---------------------------------------------------------------- qualification
     def _task_enquiry(self) -> AIMessage | None:

@@ -14,8 +14,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agents.understanding import choice, details, language, signals, when
-from agents.understanding.intents import QUESTION_MARK, Vocabulary, classify, segments
+from agents.understanding import answers, choice, details, language, signals, when
+from agents.understanding.intents import QUESTION_MARK, Vocabulary, classify, fold, segments
 
 OTHER_PERSON = re.compile(r"\b(belongs? to|their|his|her|another (contact|customer|client|patient)|"
                           r"other (contact|customer|client|patient)|pretend|de otro|de otra|"
@@ -64,11 +64,20 @@ def read_turn(text: str, frame: dict[str, Any], ctx: dict[str, Any]) -> dict[str
         contact = dataclasses.replace(contact, email=None, phone=None)  # someone else's details are not the lead's
     extra_urgent = tuple(ctx.get("urgent_terms") or ())
     team = tuple(ctx.get("team") or ())
+    found_json = dataclasses.asdict(found) | {"exact": found.exact} if found is not None else None
+    quantity = details.quantity(text)
+    seen = {"when": _jsonable(found_json), "quantity": quantity}
+    # the business's questions this message answers before they are asked ("soy paciente, quería una revisión")
+    answered = sorted(q["field"] for q in ctx.get("qualification") or []
+                      if q.get("ask", "on_enquiry") == "on_enquiry"
+                      and q.get("type") in ("select", "multi_select", "money", "boolean")
+                      and qualification_answer(text, q, seen, asked=False) is not None)
     return _jsonable({
         "language": lang,
+        "answers_questions": answered,
         "requests": requests,
-        "when": dataclasses.asdict(found) | {"exact": found.exact} if found is not None else None,
-        "quantity": details.quantity(text),
+        "when": found_json,
+        "quantity": quantity,
         "details": {k: v for k, v in dataclasses.asdict(contact).items() if v},
         "signals": {"opt_out": signals.opts_out(text), "opt_in": signals.opts_in(text),
                     "complaint": signals.is_complaint(text, lang), "human": signals.wants_human(text, team),
@@ -77,6 +86,54 @@ def read_turn(text: str, frame: dict[str, Any], ctx: dict[str, Any]) -> dict[str
         "affirms": choice.affirms(text, lang),
         "denies": choice.denies(text, lang),
     })
+
+
+def qualification_answer(text: str, question: dict[str, Any], turn: dict[str, Any], asked: bool) -> Any:
+    """The lead's answer to a qualification question, typed for its custom field (None: not an answer).
+    Before the question is asked, only what clearly answers it counts: a sum written as money, a count of
+    people for "how many", a named date, the one option named, a yes/no about the question's subject, the
+    sentence about a free-text question."""
+    kind, options = question.get("type"), question.get("options") or []
+    wording = " ".join([question.get("question") or "", *(question.get("translations") or {}).values()])
+    if kind in ("number", "money"):
+        count = turn.get("quantity")
+        if count and HOW_MANY.search(wording):
+            return int(count)  # "a party for 40 people" answers "how many guests?" before it is asked
+        money = answers.amount(text) if kind == "money" else None
+        if money is not None:
+            return int(money) if money == money.to_integral_value() else float(money)
+        if not asked:
+            return None
+        number = re.search(r"\d+(?:[.,]\d+)?", text.replace(",", ""))
+        return int(float(number.group())) if number else None
+    if kind == "date":
+        found = turn.get("when") or {}
+        day = found.get("start_day")
+        return day if asked or (day and found.get("end_day") in (None, day) and found.get("phrase")) else None
+    if kind in ("select", "multi_select"):
+        if kind == "select" and answers.is_yes_no(options):
+            said = answers.yes_no(text, wording)
+            if said is None and asked:
+                said = True if choice.affirms(text) else False if choice.denies(text) else None
+            if said is not None:
+                return answers.yes_no_option(options, said)
+        chosen = answers.option_in(text, options)
+        if kind == "select":
+            return chosen[0] if len(chosen) == 1 or (asked and chosen) else None
+        if chosen:
+            return chosen
+        return [] if asked and re.search(r"\b(no|none|nothing|nope|n/a|nada|ninguno|ninguna)\b", fold(text)) else None
+    if kind == "boolean":
+        said = answers.yes_no(text, wording)
+        if said is None and asked:
+            said = True if choice.affirms(text) else False if choice.denies(text) else None
+        return said
+    if asked:
+        return text.strip() or None
+    return answers.sentence_on(text, question.get("question") or "")
+
+
+HOW_MANY = re.compile(r"\b(how many|cu[aá]nt[oa]s)\b", re.I)
 
 
 def _merge_when(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +185,8 @@ def update_frame(frame: dict[str, Any], turn: dict[str, Any]) -> dict[str, Any]:
             updated.update(when=None, offered=[])
     elif task is None and frame.get("task") is None and turn.get("when") and not _only_questions(turn):
         updated["task"] = "book"  # "friday at 6?" with nothing else: a time for a booking
+    elif task is None and frame.get("task") is None and turn.get("answers_questions"):
+        updated.update(task="enquiry", confirm=None)  # it answers the business's qualification questions unasked
     enquiry = next(((r.get("custom") or {}).get("name") for r in turn["requests"] if r.get("custom")
                     and (r["custom"].get("action") == "qualify")), None)
     if enquiry and updated.get("task") == "enquiry":

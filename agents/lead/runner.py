@@ -156,7 +156,8 @@ PLACEHOLDER_NAMES = {"visitor", "guest", "unknown", "lead", "customer", "anonymo
 
 def _team(session: Session, sub_account_id: uuid.UUID) -> list[str]:
     """The first names of the business's staff, so a lead asking for one of them by name is put through."""
-    names = session.scalars(select(User.name).join(UserSubAccountMembership, UserSubAccountMembership.user_id == User.id)
+    names = session.scalars(select(User.name)
+                            .join(UserSubAccountMembership, UserSubAccountMembership.user_id == User.id)
                             .where(UserSubAccountMembership.sub_account_id == sub_account_id,
                                    User.deleted_at.is_(None)))
     return sorted({n.split()[0] for n in names if n and n.split() and len(n.split()[0]) >= 2})

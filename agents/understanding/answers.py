@@ -46,10 +46,10 @@ LEXICON: dict[str, tuple[str, ...]] = {
 _NEGATION = re.compile(r"\b(not|no|never|nunca|non?|sin|don'?t|doesn'?t|isn'?t|aren'?t|haven'?t|hasn'?t|"
                        r"wasn'?t|won'?t|todavia\s+no|aun\s+no|ni)\b\W*"
                        r"(?:(?!just\b|but\b|only\b|rather\b|solo\b|sino\b|pero\b|mas\s+bien\b)\w+\W+){0,2}$")
-_STOP = frozenset("""the and for are you your our with this that what which when where how any have has had
-would could should will about there their them they from into like just some know looking hoping want need
-tell does work working range having interested planning para por con los las del una uno que eres tienes
-cual como cuando donde esta este estas quieres tu vuestra vuestro nuestra nuestro hay""".split())
+_STOP = frozenset(re.findall(r"\w+", """the and for are you your our with this that what which when where how any
+have has had would could should will about there their them they from into like just some know looking hoping want
+need tell does work working range having interested planning para por con los las del una uno que eres tienes
+cual como cuando donde esta este estas quieres tu vuestra vuestro nuestra nuestro hay"""))
 YES_VALUES = frozenset({"yes", "si", "true", "y"})
 NO_VALUES = frozenset({"no", "false", "n"})
 

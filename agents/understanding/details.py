@@ -103,8 +103,9 @@ def _phone(text: str, region: str) -> str | None:
 
 def _name(text: str) -> tuple[str | None, str | None]:
     cleaned = EMAIL_CANDIDATE.sub(" ", text)
-    for match in reversed(list(phonenumbers.PhoneNumberMatcher(cleaned, "US", leniency=phonenumbers.Leniency.POSSIBLE))):
-        cleaned = cleaned[:match.start] + " " + cleaned[match.end:]
+    possible = phonenumbers.Leniency.POSSIBLE
+    for number in reversed(list(phonenumbers.PhoneNumberMatcher(cleaned, "US", leniency=possible))):
+        cleaned = cleaned[:number.start] + " " + cleaned[number.end:]
     # "Cheers, Mark - 0412 555 019", "Thanks, Priya (priya@x.com)": what is left after the details is the sign-off
     cleaned = re.sub(r"[\s\-–—~()\[\]:,;|/+]+$", "", cleaned)
     for pattern, lower_ok, spanish in INTRODUCTIONS:

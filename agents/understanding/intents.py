@@ -63,8 +63,8 @@ CUES: dict[str, re.Pattern[str]] = {
     "book": re.compile(r"\b(book|booking|reserv|appointment|appt|schedule|slot|availab|come (in|out|over|round|by)|"
                        r"pop in|visit|see (you|someone)|send someone|someone (to|come)|get (me )?in|fit (me|us) in|"
                        r"cita|reserv|hueco|disponib|agendar|pedir hora|venir|pasar(me)? (por|el|la|a)|"
-                       r"necesito (un|una|que)|quiero (ir|venir)|(puedo|podemos|podr[ií]a|podr[ií]amos) (ir|venir|pasar)|"
-                       r"can (i|we) come)", re.I),
+                       r"necesito (un|una|que)|quiero (ir|venir)|"
+                       r"(puedo|podemos|podr[ií]a|podr[ií]amos) (ir|venir|pasar)|can (i|we) come)", re.I),
     "reschedule": re.compile(rf"{MOVE}|\b(later|earlier|instead|different (time|day)|another (time|day)|otro d[ií]a|"
                              r"otra hora|m[aá]s tarde|m[aá]s temprano|en vez de)", re.I),
     "cancel": re.compile(r"\b(cancel|call (it )?off|can'?t make|cannot make|won'?t make|not (be )?(able to )?make it|"
@@ -205,8 +205,9 @@ def classify(text: str, vocabulary: Vocabulary = Vocabulary(), timed: bool = Fal
         if "my_appointments" in cued and QUESTION_MARK.search(text) and not {"cancel", "reschedule"} & set(cued):
             return Intent("my_appointments", 0.85, None, service_name, cued=True)
         name = min(cued, key=lambda n: (order[n], -best.get(n, 0.0)))
+        asks_more = best.get("question", 0) > best.get(name, 0) and name != "enquiry"
         if name in ("book", "cancel", "pay", "enquiry", "reschedule") and QUESTION_MARK.search(text) and not timed \
-                and ((best.get("question", 0) > best.get(name, 0) and name != "enquiry") or POLICY_QUESTION.search(text)):
+                and (asks_more or POLICY_QUESTION.search(text)):
             # (an enquiry with a question is both: "interested in X, how much is it?" is answered and qualified)
             name = "question"  # "can we walk in without booking?", "any charge if I cancel?" ask, they do not act
         return Intent(name, round(min(1.0, 0.6 + max(0.0, best.get(name, 0.4))), 3), None, service_name,

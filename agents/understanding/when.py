@@ -180,7 +180,10 @@ _RELATIVE = [(re.compile(p), n) for p, n in (
     (rf"\b(?:{TOMORROW})\b", 1),
     (r"\b(?:today|2day|tday|hoy)\b", 0),
 )]
-_WEEKDAY_RANGE = re.compile(rf"\b(?:from\s+|between\s+|del?\s+|entre\s+(?:el\s+)?)?(?P<d1>{DAY})\.?\s*(?:to|-|–|"
+# (not after a move: "move friday to saturday" names the old day and the new one, not a range)
+_WEEKDAY_RANGE = re.compile(rf"(?<!move )(?<!moving )(?<!change )(?<!push )(?<!shift )(?<!switch )(?<!pasar )"
+                            rf"(?<!cambiar )(?<!mover )(?<!pasa )(?<!cambia )(?<!mueve )"
+                            rf"\b(?:from\s+|between\s+|del?\s+|entre\s+(?:el\s+)?)?(?P<d1>{DAY})\.?\s*(?:to|-|–|"
                             rf"through|thru|till|until|and|al|a|hasta\s+el|y\s+el)\s*(?P<d2>{DAY})\b")
 _WEEKDAY = re.compile(rf"(?<!')\b(?P<mod>next|this\s+coming|this|coming|on|el\s+proximo|el\s+siguiente|proximo|"
                       rf"este|el|los)?\s*(?P<day>{DAY})(?P<plural>s)?\b\.?(?P<post>\s+(?:que\s+viene|proximo|"
