@@ -185,7 +185,7 @@ def update_frame(frame: dict[str, Any], turn: dict[str, Any]) -> dict[str, Any]:
             updated.update(when=None, offered=[])
     elif task is None and frame.get("task") is None and turn.get("when") and not _only_questions(turn):
         updated["task"] = "book"  # "friday at 6?" with nothing else: a time for a booking
-    elif task is None and frame.get("task") is None and turn.get("answers_questions"):
+    elif task is None and frame.get("task") is None and turn.get("answers_questions") and not turn.get("when"):
         updated.update(task="enquiry", confirm=None)  # it answers the business's qualification questions unasked
     enquiry = next(((r.get("custom") or {}).get("name") for r in turn["requests"] if r.get("custom")
                     and (r["custom"].get("action") == "qualify")), None)

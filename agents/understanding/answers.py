@@ -78,14 +78,8 @@ def amount(text: str) -> Decimal | None:
     return Decimal(int(value)) if value == value.to_integral_value() else value
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "ers", "er", "es", "s"):
-        if len(word) - len(suffix) >= 3 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            break
-    if len(word) >= 4 and word[-1] == word[-2]:
-        word = word[:-1]  # "sell" and "selling" -> "sel"
-    return word
+# the inflections an option's word may carry in the lead's text: "sell" -> "selling", "shop" -> "shopping", "buyer"
+_INFLECTION = r"(?:[a-z]?(?:ing|ed|ers|er|es|s))?"
 
 
 def _words(text: str, hyphen: str = "") -> list[str]:
@@ -102,8 +96,7 @@ def _names(said: str, phrase: str) -> list[int]:
     words = _words(phrase)
     if not words:
         return []
-    stems = [re.escape(_stem(w)) for w in words]
-    pattern = r"(?<![a-z0-9])" + r"\W+".join(rf"{s}[a-z]{{0,4}}" for s in stems) + r"(?![a-z0-9])"
+    pattern = r"(?<![a-z0-9])" + r"\W+".join(re.escape(w) + _INFLECTION for w in words) + r"(?![a-z0-9])"
     return [m.start() for m in re.finditer(pattern, said)]
 
 

@@ -212,14 +212,15 @@ def classify(text: str, vocabulary: Vocabulary = Vocabulary(), timed: bool = Fal
             name = "question"  # "can we walk in without booking?", "any charge if I cancel?" ask, they do not act
         return Intent(name, round(min(1.0, 0.6 + max(0.0, best.get(name, 0.4))), 3), None, service_name,
                       cued=name in CUES)
-    if timed and (not QUESTION_MARK.search(text) or CAN_YOU.search(text)):
-        return Intent("book", 0.8, None, service_name)  # "friday at 6 works", "can u do monday 8am?": a booking
+    if timed and (not QUESTION_MARK.search(text) or CAN_YOU.search(text) or service):
+        return Intent("book", 0.8, None, service_name)  # "friday at 6 works", "monday at 10 for laser?": a booking
     ranked = sorted(((n, s) for n, s in best.items() if n not in CUES), key=lambda kv: -kv[1])
     (name, top), (_, second) = ranked[0], ranked[1]
     if top < INTENT_FLOOR:
         return Intent("book" if timed or (service and not QUESTION_MARK.search(text)) else "question",
                       round(min(1.0, max(0.0, 1 - top)), 3), None, service_name)
     confidence = min(1.0, max(0.0, (top - 0.3) / 0.5)) * (0.7 + 0.3 * min(1.0, (top - second) / 0.1))
-    if name in ("greeting", "thanks") and len(text.split()) > 6:
+    words = len(text.split())
+    if name in ("greeting", "thanks") and (words > 6 or (QUESTION_MARK.search(text) and words > 4)):
         name = "question"  # "hi, do you do emergency call outs on weekends?" is a question with a hello
     return Intent(name, round(confidence, 3), None, service_name)
