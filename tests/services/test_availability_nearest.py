@@ -191,3 +191,19 @@ def test_a_service_no_calendar_offers_says_so(a, demo: Demo) -> None:  # type: i
     offer = ask(a, service_id=massage.id, preferred=at(WED, 15))
     assert offer.slots == [] and offer.requested is not None
     assert (offer.requested.free, offer.requested.reason) == (False, "no_service_calendar")
+
+
+@pytest.mark.parametrize(("day", "closed"), [(HOLIDAY, "closed_date"), (SUN, "closed"), (WED, None)])
+def test_a_day_asked_alone_says_why_it_has_nothing(a, shop, day: date, closed: str | None) -> None:  # type: ignore[no-untyped-def]
+    offer = ask(a, start=day, end=day)
+    assert offer.closed == closed
+    assert bool(offer.slots) == (closed is None)
+
+
+def test_a_full_day_is_not_called_closed(a, shop) -> None:  # type: ignore[no-untyped-def]
+    thursday = WED + timedelta(days=1)
+    for hour in range(9, 20):
+        for minute in (0, 30):
+            book(a, shop, at(thursday, hour, minute))
+    offer = ask(a, start=thursday, end=thursday)
+    assert (offer.slots, offer.closed) == ([], None)
