@@ -42,6 +42,11 @@ LEXICON: dict[str, tuple[str, ...]] = {
     "no": ("nope", "nah", "not really", "todavia no", "aun no", "not yet"),
     "other": ("otro", "otra", "something else", "otra cosa"),
     "first": ("primera", "primer", "primero"),
+    # word families whose forms do not share a prefix (a noun and its verb): "me duele" says "dolor"
+    "dolor": ("duele", "duelen", "doler", "dolores", "dolorido"),
+    "pain": ("hurts", "hurting", "aching", "ache", "aches", "sore", "painful"),
+    "limpieza": ("limpiar", "limpiarme", "limpien"),
+    "revision": ("revisar", "revisarme", "revisen", "chequeo", "check up", "checkup"),
 }
 _NEGATION = re.compile(r"\b(not|no|never|nunca|non?|sin|don'?t|doesn'?t|isn'?t|aren'?t|haven'?t|hasn'?t|"
                        r"wasn'?t|won'?t|todavia\s+no|aun\s+no|ni)\b\W*"

@@ -41,6 +41,8 @@ def test_a_sum_is_money_only_when_written_as_money(text: str, expected: Decimal 
     ("it's a rehearsal dinner", ["birthday", "corporate", "rehearsal_dinner", "other"], ["rehearsal_dinner"]),
     ("no filler, rather laser", ["anti_wrinkle", "filler", "skin", "laser"], ["laser"]),
     ("quería hacerme una revisión", ["revision", "limpieza", "dolor"], ["revision"]),
+    ("me duele una muela desde hace días", ["revision", "limpieza", "dolor"], ["dolor"]),  # a word family
+    ("how long does it last?", ["anti_wrinkle", "filler", "skin", "laser"], []),  # "laser" is not "last"
     ("hello there", ["buy", "sell", "rent"], []),
 ])
 def test_options_are_named_by_their_words_inflections_and_translations(text: str, options: list[str],
