@@ -43,8 +43,16 @@ CLINIC: dict[str, Any] = {
                                                                    "lado, con 1 hora gratis para pacientes."},
                   {"question": "Urgencias dentales",
                    "answer": "Para urgencias fuera de horario llama al 600 000 111."}],
+    "closed_dates": ["2026-12-08"],
     "agent": {"name": "Lucía", "persona": "la recepcionista virtual de una clínica dental",
-              "handoff_message": "Te paso con recepción."},
+              "handoff_message": "Te paso con recepción.",
+              "qualification_questions": [
+                  {"key": "motivo", "question": "¿Cuál es el motivo de tu consulta?", "type": "select",
+                   "options": ["revision", "limpieza", "dolor"]},
+                  {"key": "seguro", "question": "¿Tienes seguro dental? ¿Cuál?", "type": "text"},
+                  {"key": "es_paciente", "question": "¿Ya eres paciente de la clínica?", "type": "select",
+                   "options": ["si", "no"]}],
+              "pipeline": ["Nuevo", "Cualificado", "Cita"], "on_qualified": "Cualificado", "on_booked": "Cita"},
 }
 PLUMBER: dict[str, Any] = {
     "name": "Test Plumbing Co", "vertical": "home services", "timezone": "Australia/Sydney", "currency": "AUD",
@@ -243,3 +251,52 @@ def test_the_frame_is_in_the_conversations_log(plumber: Chat) -> None:
             AIConversationLog.conversation_id == plumber.world.conversation_id)))
     assert any((c.get("frame") or {}).get("task") == "book" for c in logs)
     assert any((c.get("understood") or {}).get("when") for c in logs)
+
+
+def test_spanish_answers_written_unasked_are_saved_and_only_the_rest_is_asked(clinic: Chat) -> None:
+    first = clinic.says("Hola, soy paciente vuestro desde hace años y quería hacerme una revisión. Un saludo, Jorge")
+    contact = clinic.contact()
+    assert (contact.custom_fields.get("motivo"), contact.custom_fields.get("es_paciente")) == ("revision", "si")
+    assert contact.first_name == "Jorge"
+    assert "seguro" in first.reply.lower(), first.reply  # the one question not answered yet
+    clinic.says("Sanitas")
+    assert clinic.contact().custom_fields.get("seguro") == "Sanitas"
+
+
+def test_a_budget_and_a_yes_no_answer_in_free_text_are_typed_and_a_question_is_asked_once(demo: Demo) -> None:
+    realtor = {**PLUMBER, "name": "Test Realty", "timezone": "America/Los_Angeles", "currency": "USD",
+               "agent": {"name": "Ava", "qualification_questions": [
+                   {"key": "intent", "question": "Are you looking to buy, sell or rent?", "type": "select",
+                    "options": ["buy", "sell", "rent"]},
+                   {"key": "budget", "question": "What budget range are you working with?", "type": "money"},
+                   {"key": "pre_approved", "question": "Are you pre-approved for a mortgage?", "type": "select",
+                    "options": ["yes", "no"]},
+                   {"key": "timeline", "question": "When are you hoping to move?", "type": "text"}],
+                   "pipeline": ["New Lead", "Qualified", "Booked"], "on_qualified": "Qualified"}}
+    chat = next(_chat(realtor, "2026-11-25T10:00:00-08:00"))
+    first = chat.says("looking to buy in mar vista, budget around 1.2M, already preapproved with chase")
+    fields = chat.contact().custom_fields
+    assert (fields.get("intent"), fields.get("budget"), fields.get("pre_approved")) == ("buy", "1200000.00", "yes")
+    assert "move" in first.reply.lower() and chat.appointments() == [], first.reply  # no time was read from 1.2M
+    second = chat.says("not sure honestly")  # any answer to a free-text question is taken, and nothing is re-asked
+    assert chat.contact().custom_fields.get("timeline") == "not sure honestly"
+    assert "?" not in second.reply, second.reply
+
+
+def test_move_one_day_to_another_moves_it_to_the_second(demo: Demo) -> None:
+    chat = next(_chat(PLUMBER, "2026-11-25T09:00:00+11:00", appointments=[{"start": "2026-11-27 10:00"}]))
+    confirm = chat.says("can u move fridays job to monday, same time")
+    assert "Mon Nov 30 at 10 AM" in confirm.reply, confirm.reply  # "same time" is read, and confirmed first
+    result = chat.says("yes")
+    assert [chat.local(a.start_time).strftime("%a %d %H:%M") for a in chat.appointments()] == ["Mon 30 10:00"], \
+        result.reply
+
+
+def test_a_team_member_asked_for_by_name_gets_a_person(plumber: Chat) -> None:
+    plumber.says("can I speak to dave directly? he did our job last time")
+    assert plumber.handoffs() == ["human_requested"]
+
+
+def test_a_holiday_asked_for_is_said_closed_in_the_leads_language(clinic: Chat) -> None:
+    result = clinic.says("¿puedo ir el martes 8 de diciembre a las 10?")
+    assert "cerrad" in result.reply.lower() and clinic.appointments() == [], result.reply
