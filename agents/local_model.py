@@ -182,7 +182,9 @@ class Policy:
         self.turn: dict[str, Any] = ctx.get("turn") or {}
         self.frame: dict[str, Any] = ctx.get("frame") or {}
         self.lang: str = self.turn.get("language") or "en"
-        self.zone: str = ctx.get("timezone") or "UTC"
+        self.business_zone: str = ctx.get("timezone") or "UTC"
+        # the lead's own clock when they state it ("10am my time, I'm in Perth"): asked for and said in it
+        self.zone: str = (self.frame.get("when") or {}).get("timezone") or self.business_zone
         self.signals: dict[str, bool] = self.turn.get("signals") or {}
         self.requests: list[dict[str, Any]] = self.turn.get("requests") or []
         self.confidence = max((r["confidence"] for r in self.requests), default=0.8)
@@ -441,10 +443,10 @@ class Policy:
             args["preferred"] = datetime.combine(first, at, tzinfo=ZoneInfo(self.zone)).isoformat()
             args["to_date"] = (first + timedelta(days=max(6, (last - first).days))).isoformat()
         elif found.get("after") or found.get("before"):
-            if found.get("after"):
-                args["after"] = found["after"]
-            if found.get("before"):
-                args["before"] = found["before"]
+            for key in ("after", "before"):
+                if found.get(key):  # the tool reads a window on the business's clock
+                    args[key] = datetime.combine(first, time.fromisoformat(found[key]), tzinfo=ZoneInfo(
+                        self.zone)).astimezone(ZoneInfo(self.business_zone)).time().isoformat("minutes")
         elif first == last:
             args["to_date"] = first.isoformat()
         service = self._service_id()

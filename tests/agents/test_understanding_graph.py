@@ -300,3 +300,10 @@ def test_a_team_member_asked_for_by_name_gets_a_person(plumber: Chat) -> None:
 def test_a_holiday_asked_for_is_said_closed_in_the_leads_language(clinic: Chat) -> None:
     result = clinic.says("¿puedo ir el martes 8 de diciembre a las 10?")
     assert "cerrad" in result.reply.lower() and clinic.appointments() == [], result.reply
+
+
+def test_a_time_on_the_leads_stated_clock_is_booked_at_that_moment_and_said_on_it(plumber: Chat) -> None:
+    result = plumber.says("I'm in Perth, can someone call friday at 10am my time?")
+    booked = plumber.appointments()
+    assert [plumber.local(a.start_time).strftime("%a %H:%M") for a in booked] == ["Fri 13:00"], result.reply
+    assert "10 AM" in result.reply and "Perth" in result.reply, result.reply
