@@ -18,7 +18,7 @@ from tools import calendars
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago, the lead's timezone in `run`
-KEYS = {"ok", "timezone", "slots", "more_available", "requested"}
+KEYS = {"ok", "timezone", "slots", "more_available", "closed", "requested"}
 
 
 @pytest.fixture
