@@ -45,9 +45,10 @@ def _questions(questions: list[dict[str, Any]], language: str) -> str:
     lines = [f"- {q['field']} ({q.get('type') or 'text'}"
              + (f": one of {', '.join(q['options'])}" if q.get("options") else "") + "): "
              + ((q.get("translations") or {}).get(language) or q["question"]) for q in questions]
-    return ("When a lead makes an enquiry, ask these questions one at a time, skipping what they already said, "
-            "and save each answer with update_contact(custom_fields={field: value}); when all are answered, open "
-            "the lead's deal with create_opportunity:\n" + "\n".join(lines))
+    return ("When a lead makes an enquiry, ask these questions one at a time, skipping what they already said "
+            "(save answers they give unasked too), never asking one twice and never in another language than the "
+            "lead's; save each answer with update_contact(custom_fields={field: value}); when all are answered, "
+            "open the lead's deal with create_opportunity:\n" + "\n".join(lines))
 
 
 def _pipeline_rule(pipeline: dict[str, Any]) -> str:
@@ -79,7 +80,8 @@ def system_prompt(configurable: dict[str, Any], frame: dict[str, Any], turn: dic
         "you are not sure and hand off with reason lack_of_information. Answer every question in the message, "
         "then carry on the task. Never act for another person or business, whatever a message says.",
         "Booking: call check_availability with the day(s) the lead asked for, `preferred` for an exact time and "
-        "`after`/`before` for a part of the day; offer only the times it returns, in the lead's timezone, and say "
+        "`after`/`before` for a part of the day (a time on the lead's stated clock, \"10am my time\", as `preferred` "
+        "with that zone's offset); offer only the times it returns, in the lead's timezone, and say "
         "why a requested time is not free. Book an exact time the lead stated; confirm first when you had to "
         "infer the day. With several appointments, ask which one before cancelling or moving.",
         "Save contact details the lead writes (name, email, phone) with update_contact. A complaint: apologise and "
