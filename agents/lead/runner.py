@@ -74,12 +74,15 @@ def warm_up() -> float:
     """Load what a first turn needs (the chat model, the embedder and a forward pass, the local model's intent
     exemplars, the graph on its checkpointer) so that a fresh worker answers its first lead as fast as its
     hundredth: a cold first turn took 10-36 s, longer than a stopping worker's grace. Returns the seconds taken."""
-    from agents.understanding.intents import classify
+    from agents.lead.frame import read_turn
     from knowledge.embedders import embedder_for
 
     started = time.perf_counter()
     embedder_for().embed(["warming up"])
-    classify("hi, can I book something tomorrow at 7?")
+    # every reader of a message once: the intent exemplars, lingua's models (about five seconds), dateparser's
+    # locale and time-zone tables (about one), vader's lexicon, phonenumbers' metadata
+    for text in ("hi, can I book something tomorrow at 7?", "hola, ¿tenéis hueco el 12 de diciembre? 612 345 678"):
+        read_turn(text, {}, {"timezone": "UTC", "languages": ["en"]})
     lead_graph()
     return time.perf_counter() - started
 
