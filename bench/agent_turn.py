@@ -97,13 +97,22 @@ UNUSED: list[str] = []
 
 
 def fresh() -> None:
-    """Forget every text embedded so far, so no phase is helped by another's cache."""
-    from agents.understanding import when
-    from agents.understanding.intents import classify
+    """Forget every text read or embedded so far, so no phase is helped by another's cache: every per-text
+    cache of the understanding modules (an lru_cache of 1,024 entries or more) and the embedder's recent
+    vectors. What a process builds once (lingua's detector, the exemplar matrices) stays, as in a warm worker."""
+    import importlib
+    import pkgutil
+
+    import agents.understanding
     from knowledge.embedders import embedder_for
 
-    classify.cache_clear()
-    when.parse_when.cache_clear()
+    for info in pkgutil.iter_modules(agents.understanding.__path__):
+        module = importlib.import_module(f"agents.understanding.{info.name}")
+        for value in vars(module).values():
+            stats = getattr(value, "cache_info", None)
+            if stats is not None and getattr(value, "__module__", None) == module.__name__ \
+                    and (stats().maxsize or 0) >= 1024:
+                value.cache_clear()
     embedder_for("all-MiniLM-L6-v2")._recent.clear()  # type: ignore[attr-defined]
 
 

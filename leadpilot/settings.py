@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     eval_user_model: str | None = None  # the evals' simulated user (default: openai_model)
     eval_judge_model: str | None = None  # the evals' GEval judge (default: openai_model)
     embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_threads: int = Field(
+        default=1, description="torch threads of the local embedding model's passes (per process). One: a pass "
+        "of a lead's message is 4-7x faster than on torch's default of every core once anything else runs beside "
+        "it (Postgres, other turns, other workers), and each of a worker's processes has its own.")
 
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None

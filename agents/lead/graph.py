@@ -25,7 +25,7 @@ from agents.lead.prompts import system_prompt
 from agents.lead.replies import say
 from agents.lead.state import LeadState
 from agents.local_model import _turn
-from agents.understanding import signals
+from agents.understanding import intents, signals
 from services import crm
 from services.handoff import open_handoff
 from tools.context import AgentContext, session_for
@@ -70,6 +70,7 @@ def understand(state: LeadState, config: RunnableConfig) -> dict[str, Any]:
     inbound = _last_human(state.get("messages", []))
     text = str(inbound.content) if inbound is not None else ""
     before = state.get("frame") or {}
+    intents.embed_segments(intents.segments(text))  # the message's sentences in one embedding pass
     turn = frames.read_turn(text, before, c)
     frame = frames.update_frame(before, turn)
     update: dict[str, Any] = {"turn": turn, "frame": frame}

@@ -17,7 +17,7 @@ import phonenumbers
 import tzdata
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.types import Command
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -74,12 +74,15 @@ def warm_up() -> float:
     """Load what a first turn needs (the chat model, the embedder and a forward pass, the local model's intent
     exemplars, the graph on its checkpointer) so that a fresh worker answers its first lead as fast as its
     hundredth: a cold first turn took 10-36 s, longer than a stopping worker's grace. Returns the seconds taken."""
-    from agents.understanding.intents import classify
+    from agents.lead.frame import read_turn
     from knowledge.embedders import embedder_for
 
     started = time.perf_counter()
     embedder_for().embed(["warming up"])
-    classify("hi, can I book something tomorrow at 7?")
+    # every reader of a message once: the intent exemplars, lingua's models (about five seconds), dateparser's
+    # locale and time-zone tables (about one), vader's lexicon, phonenumbers' metadata
+    for text in ("hi, can I book something tomorrow at 7?", "hola, ¿tenéis hueco el 12 de diciembre? 612 345 678"):
+        read_turn(text, {}, {"timezone": "UTC", "languages": ["en"]})
     lead_graph()
     return time.perf_counter() - started
 
@@ -87,15 +90,32 @@ def warm_up() -> float:
 def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid.UUID | None = None,
                now: datetime | None = None) -> tuple[dict[str, Any], ConversationAIConfig | None]:
     """The run config of a conversation: tenant, contact, agent and its settings, all read from the database."""
-    conversation = session.get(Conversation, conversation_id)
+    configurable, ai_config, _ = _run_config(session, conversation_id, message_id=message_id, now=now)
+    return configurable, ai_config
+
+
+def _conversation_rows(session: Session, conversation_id: uuid.UUID) -> Any:
+    """The conversation with its channel, contact, sub-account, AI config and agent, in one query (each None
+    where `session.get` would find none)."""
+    return session.execute(
+        select(Conversation, Channel, Contact, SubAccount, ConversationAIConfig, AIAgent)
+        .outerjoin(Channel, Channel.id == Conversation.channel_id)
+        .outerjoin(Contact, Contact.id == Conversation.contact_id)
+        .outerjoin(SubAccount, SubAccount.id == Conversation.sub_account_id)
+        .outerjoin(ConversationAIConfig, ConversationAIConfig.conversation_id == Conversation.id)
+        .outerjoin(AIAgent, AIAgent.id == ConversationAIConfig.ai_agent_id)
+        .where(Conversation.id == conversation_id)).first()
+
+
+def _run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid.UUID | None = None,
+                now: datetime | None = None) -> tuple[dict[str, Any], ConversationAIConfig | None, AIAgent | None]:
+    """`run_config`, and the agent (held by the caller, the session finds it again without a query)."""
+    row = _conversation_rows(session, conversation_id)
+    conversation = row[0] if row is not None else None
     if conversation is None or conversation.deleted_at is not None:
         raise NotFound("No such conversation.")
-    channel = session.get(Channel, conversation.channel_id)
-    contact = session.get(Contact, conversation.contact_id)
-    sub = session.get(SubAccount, conversation.sub_account_id)
-    ai_config = session.scalar(select(ConversationAIConfig).where(
-        ConversationAIConfig.conversation_id == conversation_id))
-    agent = session.get(AIAgent, ai_config.ai_agent_id) if ai_config and ai_config.ai_agent_id else None
+    _, channel, contact, sub, ai_config, agent = row
+    agent = agent if ai_config and ai_config.ai_agent_id else None
     assert sub is not None and channel is not None
     handoff_settings = (agent.handoff_settings if agent else {}) or {}
     definitions = {d.key: d for d in session.scalars(select(ContactCustomField).where(
@@ -148,7 +168,7 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
         "turn_id": str(message_id) if message_id else None,
         "now": moment.isoformat(),
     }
-    return configurable, ai_config
+    return configurable, ai_config, agent
 
 
 PLACEHOLDER_NAMES = {"visitor", "guest", "unknown", "lead", "customer", "anonymous"}
@@ -225,15 +245,16 @@ def effective_mode(session: Session, ai_config: ConversationAIConfig | None, cha
 
 
 def _store_reply(session: Session, conversation: Conversation, message_id: uuid.UUID, reply: str, mode: str,
-                 decision: str) -> uuid.UUID | None:
+                 decision: str) -> Message | None:
+    """The reply, stored once per inbound message (the one stored before, when a redelivered turn gets here)."""
     key = f"ai-reply:{message_id}"
-    session.execute(pg_insert(Message).values(
+    stored = session.scalars(pg_insert(Message).values(
         sub_account_id=conversation.sub_account_id, conversation_id=conversation.id,
         channel_id=conversation.channel_id, contact_id=conversation.contact_id, direction="outbound",
         sender_type="bot", body=reply, status="pending_approval" if mode == "suggestive" else "queued",
         idempotency_key=key, metadata={"decision": decision, "in_reply_to": str(message_id)},
-    ).on_conflict_do_nothing(index_elements=["idempotency_key"]))
-    return session.scalar(select(Message.id).where(Message.idempotency_key == key))
+    ).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(Message)).first()
+    return stored or session.scalar(select(Message).where(Message.idempotency_key == key))
 
 
 def _store_logs(session: Session, configurable: dict[str, Any], message_id: uuid.UUID,
@@ -306,8 +327,8 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
         inbound = session.get(Message, message_id)
         if inbound is None or inbound.conversation_id != conversation_id or inbound.direction != "inbound":
             raise NotFound("No such inbound message in this conversation.")
-        configurable, ai_config = run_config(session, conversation_id, message_id=message_id, now=now)
-        mode = effective_mode(session, ai_config, configurable["channel"])
+        configurable, ai_config, agent = _run_config(session, conversation_id, message_id=message_id, now=now)
+        mode = effective_mode(session, ai_config, configurable["channel"])  # finds `agent` in the session
         if ai_config is None or not ai_config.is_active or mode == "off":
             return TurnResult(decision="skipped")
         burst = _unanswered(session, inbound)
@@ -338,21 +359,18 @@ def run_turn(*, agency_id: uuid.UUID, sub_account_id: uuid.UUID, conversation_id
     with tenant_session(scope) as session:
         conversation = session.get(Conversation, conversation_id)
         assert conversation is not None
-        reply_id = _store_reply(session, conversation, message_id, reply, mode, decision) if reply else None
-        if reply_id is not None:
+        stored = _store_reply(session, conversation, message_id, reply, mode, decision) if reply else None
+        reply_id = stored.id if stored is not None else None
+        if stored is not None:
             from channels.outbound import queue_send
 
-            stored = session.get(Message, reply_id)
-            assert stored is not None
             if stored.status == "queued":  # suggestive mode: waits in the inbox for a person's approval
                 queue_send(session, stored)
             else:
                 realtime.message_event(session, stored)
         _store_logs(session, configurable, message_id, state.get("logs") or [])
-        ai_config = session.scalar(select(ConversationAIConfig).where(
-            ConversationAIConfig.conversation_id == conversation_id))
-        if ai_config is not None:
-            ai_config.messages_handled += 1
+        session.execute(update(ConversationAIConfig).where(ConversationAIConfig.conversation_id == conversation_id)
+                        .values(messages_handled=ConversationAIConfig.messages_handled + 1))
     return TurnResult(decision=decision, reply=reply, reply_message_id=reply_id, handoff=state.get("handoff") or {})
 
 
