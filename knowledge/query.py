@@ -25,8 +25,8 @@ SHORTHAND: dict[str, str] = {
     "thru": "through", "tho": "though", "b4": "before", "bc": "because", "cuz": "because", "coz": "because",
     "abt": "about", "w/": "with", "w/o": "without", "pls": "please", "plz": "please", "thx": "thanks",
     "ty": "thank you", "appt": "appointment", "appts": "appointments", "approx": "approximately",
-    "info": "information", "ppl": "people", "bday": "birthday", "rn": "right now", "asap": "as soon as possible", "avail": "available", "msg": "message",
-    "pic": "picture", "pics": "pictures", "num": "number",
+    "info": "information", "ppl": "people", "bday": "birthday", "rn": "right now", "asap": "as soon as possible",
+    "avail": "available", "msg": "message", "pic": "picture", "pics": "pictures", "num": "number",
     # Spanish texting
     "q": "que", "xq": "porque", "pq": "porque", "porq": "porque", "tb": "también", "tmb": "también",
     "tbn": "también", "dnd": "dónde", "xfa": "por favor", "porfa": "por favor",
@@ -37,7 +37,7 @@ TOKEN = re.compile(r"(?<![\w/'])[\w/']+(?![\w/'])")
 EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F\u200D]+")
 REPEATED = re.compile(r"([?!.])\1+")
 
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(re.findall(r"[a-z]+", """
 a an the and or but if of to in on at for with from by about as into than then so too very just also even still
 is are was were be been being am do does did done have has had having will would shall should can could may might must
 i me my mine we our ours us you your yours he him his she her hers it its they them their theirs this that these those
@@ -49,7 +49,7 @@ cuanto cuanta cuantos cuantas es son ser soy eres esta estan estoy estas este es
 tienen tienes teneis tenemos mi mis tu tus su sus me te se nos os lo le les ya si no muy mas pero porque hola gracias
 favor oye puedo puede pueden podeis podemos quiero quieres queria saber algo alguien alguno alguna algunos algunas
 vosotros ustedes usted nosotros yo ella ellos ellas tambien aqui alli ahi bueno vale
-""".split())
+"""))
 
 
 def fold(text: str) -> str:
