@@ -48,7 +48,7 @@ y o u e ni de del la las el los un una unos unas al a en con por para sin sobre 
 cuanto cuanta cuantos cuantas es son ser soy eres esta estan estoy estas este estos esto eso esa ese hay tengo tiene
 tienen tienes teneis tenemos mi mis tu tus su sus me te se nos os lo le les ya si no muy mas pero porque hola gracias
 favor oye puedo puede pueden podeis podemos quiero quieres queria saber algo alguien alguno alguna algunos algunas
-vosotros ustedes usted nosotros yo ella ellos ellas tambien aqui alli ahi bueno vale
+vosotros ustedes usted nosotros yo ella ellos ellas tambien aqui alli ahi bueno vale buenas buenos hiya howdy
 """))
 
 
