@@ -75,7 +75,7 @@ def stem(word: str) -> str:
     "refundable"/"refunded", "niños"/"niño", "cancellations"/"cancel"."""
     word = fold(word)
     for suffix in ("ations", "ation", "aciones", "acion", "ables", "able", "ibles", "ible", "ments", "ment", "ings",
-                   "ing", "edly", "ed", "es", "s", "os", "as", "o", "a", "e"):
+                   "ing", "edly", "ed", "os", "as", "es", "s", "o", "a", "e"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)]
     return word
@@ -95,5 +95,9 @@ def content_words(text: str) -> list[str]:
 def mentions(word: str, text: str) -> bool:
     """Whether `text` has `word` or a word with its stem ("deposit" in "Deposits and cancellations")."""
     root = stem(word)
-    return any(w == word or stem(w) == root or (len(root) >= 5 and w.startswith(root))
-               for w in re.findall(r"[a-z0-9ñ]+", fold(text)))
+
+    def same(other: str) -> bool:  # one stem starts the other: "vegan" / "veganas", "refund" / "refunded"
+        shorter, longer = sorted((root, stem(other)), key=len)
+        return shorter == longer or (len(shorter) >= 5 and longer.startswith(shorter))
+
+    return any(w == fold(word) or same(w) for w in re.findall(r"[a-z0-9ñ]+", fold(text)))

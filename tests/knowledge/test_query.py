@@ -33,6 +33,7 @@ def test_mentions_matches_plurals_and_endings() -> None:
     assert mentions("deposit", "Deposits and cancellations")
     assert mentions("refundable", "It is refunded if you cancel")
     assert mentions("niños", "atendemos a ninos")
+    assert mentions("veganas", "Do you have vegan dishes?")
     assert not mentions("taxes", "listed at $1,695,000")
 
 
