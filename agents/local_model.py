@@ -39,6 +39,7 @@ from agents.lead import frame as frames
 from agents.lead.replies import emergency_number, join, say, say_day, say_time
 from agents.understanding import choice, signals
 from agents.understanding.intents import fold
+from knowledge.query import content_words, mentions, normalise
 
 CONTEXT_TAG = "CONTEXT "
 # "cancel monday's but keep friday", "cancela la del lunes pero la del jueves la mantengo": the clause that keeps
@@ -99,21 +100,25 @@ def _short(text: str, ctx: dict[str, Any]) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-PRICE_QUESTION = re.compile(r"\b(how much|price|prices|pricing|cost|costs|charge|fee|fees|cu[aá]nto|precio|"
-                            r"cuesta|vale|tarifa)\b|[$€£]", re.I)
+PRICE_QUESTION = re.compile(r"\b(how much|price|prices|pricing|cost|costs|charge|fee|fees|tax|taxes|rate|rates|"
+                            r"cu[aá]nto|precio|cuesta|vale|tarifa|impuestos?)\b|[$€£]", re.I)
 GENERIC_WORDS = frozenset(re.findall(r"[a-z]+", """
 how much what does price prices pricing cost costs charge charges fee fees your have there
 this that with from will would please about place week today tonight tomorrow need want know tell could they their
 them many also just like some good cheap expensive dollars dollar rent pay paying does do is are the per for and
+more less extra roughly rate rates
 cuanto cuesta precio precios vale valen tarifa tienen teneis hacen hay para como cual cuales esto este esta
 quiero queria saber gracias favor
 """))
+# a follow-up that points back at the question before it
+POINTS_BACK = re.compile(r"\b(it|they|them|that|those|this|these|one|ones|eso|esto|ese|esa|lo)\b", re.I)
 
 
 def _grounded(question: str, passage: str) -> bool:
-    """A price question is answered only by a passage about the thing asked: most of the question's own words
-    must be in it (a nearby entry's figure is no answer). Other questions pass: similarity and the knowledge
-    base's relevance floor judge them."""
+    """A money question is answered only by a passage about the thing asked: most of the question's own words
+    must be in it (a nearby entry's figure is no answer, nor a listing's price for its taxes). Other questions
+    pass: similarity, the knowledge base's relevance floor and `_pick` judge them."""
+    question = normalise(question)
     if not PRICE_QUESTION.search(question):
         return True
     words = {w for w in re.findall(r"[a-z]{4,}", fold(question)) if w not in GENERIC_WORDS}
@@ -122,6 +127,20 @@ def _grounded(question: str, passage: str) -> bool:
     hay = fold(passage)
     found = sum(1 for w in words if w in hay or w.rstrip("s") in hay or (w.endswith("ing") and w[:-3] in hay))
     return found / len(words) >= 0.75
+
+
+def _pick(question: str, hits: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The passage that answers: the best hit, unless it shares no word of substance with the question while
+    another hit does ("tengo mapfre, ¿me lo cubre?": the entry naming the insurer, not the nearest in meaning).
+    None when a question of several such words shares none with any hit: the passages are about other things
+    ("a whole roast pig for a backyard party" is not answered by "Can I bring my dog?")."""
+    if not hits:
+        return None
+    words = content_words(question)
+    if not words or any(mentions(w, hits[0]["text"]) for w in words):
+        return hits[0]
+    agreeing = next((h for h in hits[1:] if any(mentions(w, h["text"]) for w in words)), None)
+    return agreeing or (hits[0] if len(words) < 2 else None)
 
 
 class LocalPolicyModel(BaseChatModel):
@@ -308,38 +327,69 @@ class Policy:
         return None
 
     def _questions(self) -> list[str]:
-        """The message's questions for the knowledge base ("are you a bot?" is answered by the agent itself)."""
+        """The message's questions for the knowledge base ("are you a bot?" is answered by the agent itself), and
+        a question in an action's words beside another task ("cancel tmrw's appt, will i lose my deposit?")."""
         answering = self.frame.get("task") == "enquiry" and bool(self._qualification_answers())
-        return [r["text"] for r in self.requests if (r["intent"] == "question" or (
-            r["intent"] == "custom" and (r.get("custom") or {}).get("action") == "answer")
-            or (r["intent"] == "enquiry" and r.get("asks")))
-            and not signals.asks_if_bot(r["text"]) and not signals.wants_human(r["text"])
-            and not (answering and "?" not in r["text"])]  # "40" answers our question: nothing to look up
+        task = self.frame.get("task")
+        asked = []
+        for r in self.requests:
+            text = r["text"]
+            if signals.asks_if_bot(text) or signals.wants_human(text) or (answering and "?" not in text):
+                continue  # "40" answers our question: nothing to look up
+            # a request that asks and names something is a question whatever it sounds like ("atendéis a niños
+            # de 4 años?" is near "thanks" to the classifier)
+            asks = "?" in text and r["intent"] in ("greeting", "thanks", "statement") and bool(content_words(text))
+            answered_here = asks or r["intent"] == "question" or (
+                r["intent"] == "custom" and (r.get("custom") or {}).get("action") == "answer") or (
+                r["intent"] == "enquiry" and r.get("asks"))  # "interested in X, how much is it?"
+            beside_task = bool(task) and len(self.requests) > 1 and r["intent"] in frames.ACTIONS \
+                and r["intent"] != task and "?" in text
+            if answered_here or beside_task:
+                asked.append(text)
+        return asked
+
+    def _queries(self) -> list[tuple[str, str]]:
+        """Each question with what is looked up for it: a follow-up that points back ("and how long does it
+        last") is searched with the question before it, which names what "it" is."""
+        pairs: list[tuple[str, str]] = []
+        for question in self._questions():
+            query = question
+            if pairs and POINTS_BACK.search(question) and len(content_words(question)) <= 2:
+                query = f"{pairs[-1][0]} {question}"
+            pairs.append((question, query[:500]))
+        return pairs
 
     def _ask_knowledge(self) -> AIMessage | None:
         """Each question of the message is looked up once, in order."""
         if "search_knowledge" not in self.tools:
             return None
         asked = {a.get("query") for a, _ in self._results("search_knowledge")}
-        for question in self._questions():
-            if question[:500] not in asked:
-                return self._call("search_knowledge", {"query": question[:500]}, None, "question")
+        for _, query in self._queries():
+            if query not in asked:
+                return self._call("search_knowledge", {"query": query}, None, "question")
         return None
 
     def _answers(self) -> tuple[list[str], list[str], float]:
-        """The knowledge base's answers to this turn's questions, the questions it could not answer, and the
-        best similarity."""
-        answers, unknown, best = [], [], 0.0
-        for args, result in self._results("search_knowledge"):
-            if args.get("query") not in [q[:500] for q in self._questions()]:
+        """The knowledge base's answers to this turn's questions (each passage once), the questions it could not
+        answer, and the best similarity. A question whose nearest passage was refused but is already in the reply
+        (for the question before it) is not called unknown: the lead has what the knowledge base says."""
+        results = {a.get("query"): r for a, r in self._results("search_knowledge")}
+        answers: list[str] = []
+        refused: list[tuple[str, str]] = []
+        best = 0.0
+        for question, query in self._queries():
+            if query not in results:
                 continue
-            hits = result.get("results") or []
-            similarity = float(hits[0].get("similarity") or 0) if hits else 0.0
-            if result.get("confident") and hits and _grounded(args["query"], hits[0]["text"]):
-                answers.append(hits[0]["text"].split("\n", 1)[-1].strip())
-                best = max(best, similarity)
+            result = results[query]
+            hit = _pick(question, result.get("results") or [])
+            if result.get("confident") and hit and _grounded(query, hit["text"]):  # "what would that cost?": of what
+                answer = hit["text"].split("\n", 1)[-1].strip()
+                if answer not in answers:
+                    answers.append(answer)
+                best = max(best, float(hit.get("similarity") or 0))
             else:
-                unknown.append(args["query"])
+                refused.append((question, hit["text"].split("\n", 1)[-1].strip() if hit else ""))
+        unknown = [q for q, nearest in refused if not nearest or nearest not in answers]
         return answers, unknown, best
 
     def _close(self) -> AIMessage:
@@ -361,9 +411,9 @@ class Policy:
         if "search_knowledge" in self.tools and not self._ran("search_knowledge"):
             return self._call("search_knowledge", {"query": self.text[:500]}, None, "question")
         result = self._last("search_knowledge")
-        hits = (result or {}).get("results") or []
-        if result and result.get("confident") and hits and _grounded(self.text, hits[0]["text"]):
-            return self._reply([hits[0]["text"].split("\n", 1)[-1].strip()], float(hits[0].get("similarity") or 0),
+        hit = _pick(self.text, (result or {}).get("results") or [])
+        if result and result.get("confident") and hit and _grounded(self.text, hit["text"]):
+            return self._reply([hit["text"].split("\n", 1)[-1].strip()], float(hit.get("similarity") or 0),
                                intent="question")
         if "request_human_handoff" in self.tools:
             return self._handoff("lack_of_information", f"No confident answer in the knowledge base for: "

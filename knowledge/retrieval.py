@@ -16,6 +16,7 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from knowledge.embedders import embedder_for
+from knowledge.query import content_words, normalise
 from models.ai import KnowledgeBase, TrainingData
 from services.errors import InvalidInput, NotFound
 
@@ -61,8 +62,10 @@ class SearchResult:
 
 
 def _or_query(query: str) -> str:
-    """Any word may match (websearch syntax): a paraphrase shares some words, rarely all of them."""
-    words = re.findall(r"[\w']+", query.lower())
+    """Any content word may match (websearch syntax): a paraphrase shares some words, rarely all of them. Stop
+    words of English and Spanish are left out ("tengo" and "me" would match entries about something else); a
+    query of stop words only keeps them all."""
+    words = content_words(query) or re.findall(r"[\w']+", query.lower())
     return " or ".join(words)
 
 
@@ -100,6 +103,7 @@ def search(*, session: Session, sub_account_id: uuid.UUID, query: str,
     query = query.strip()
     if not query:
         raise InvalidInput("Ask something.", field="q")
+    said = normalise(query) or query  # what the embedding and the full-text parser read
     if not 1 <= k <= 50:
         raise InvalidInput("k is 1 to 50.", field="k")
     bases = [b for b in _bases(session, knowledge_base_ids) if b.sub_account_id == sub_account_id]
@@ -112,7 +116,7 @@ def search(*, session: Session, sub_account_id: uuid.UUID, query: str,
     ids = [b.id for b in bases]
     scope = (TrainingData.sub_account_id == sub_account_id, TrainingData.knowledge_base_id.in_(ids),
              TrainingData.status == "approved", TrainingData.deleted_at.is_(None))
-    vector = embedder_for(models.pop()).embed([query])[0]
+    vector = embedder_for(models.pop()).embed([said])[0]
     distance = TrainingData.embedding.cosine_distance(vector)
     similarities: dict[uuid.UUID, float] = {}
     vector_order: list[uuid.UUID] = []
@@ -122,8 +126,8 @@ def search(*, session: Session, sub_account_id: uuid.UUID, query: str,
             similarities[row_id] = 1.0 - dist
     text_ranks: dict[uuid.UUID, float] = {}
     text_order: list[uuid.UUID] = []
-    if mode in ("hybrid", "text") and _or_query(query):
-        tsquery = func.websearch_to_tsquery("english", literal(_or_query(query)))
+    if mode in ("hybrid", "text") and _or_query(said):
+        tsquery = func.websearch_to_tsquery("english", literal(_or_query(said)))
         rank = func.ts_rank_cd(TrainingData.search_tsv, tsquery)
         rows = session.execute(select(TrainingData.id, rank).where(*scope, TrainingData.search_tsv.op("@@")(tsquery))
                                .order_by(rank.desc(), TrainingData.id).limit(CANDIDATES)).all()

@@ -34,8 +34,9 @@ def search_knowledge(query: str, *, config: RunnableConfig) -> dict[str, Any]:
         if ctx.ai_agent_id is not None:  # the agent's own knowledge bases; the whole sub-account's otherwise
             bases = list(session.scalars(select(KnowledgeBase.id).where(
                 KnowledgeBase.ai_agent_id == ctx.ai_agent_id, KnowledgeBase.deleted_at.is_(None)))) or None
+        # six passages: the agent may pass over the nearest in meaning for one naming what the lead named
         result = search(session=session, sub_account_id=ctx.sub_account_id, query=query, knowledge_base_ids=bases,
-                        k=4)
+                        k=6)
         return {
             "confident": result.confident,
             "results": [{"text": h.text(), "similarity": as_decimal(h.similarity), "id": h.id}

@@ -94,7 +94,21 @@ CAN_YOU = re.compile(r"^\W*(can|could|would|will)\s+(you|u|ya|we|i)\b|^\W*(me\s+
                      r"\b(work|works|suit|suits|possible|be ok|be okay|free|available)\W*$|"
                      r"\b(puede ser|podr[ií]a ser|(os|les|te) (viene|va) bien|est[aá]is libres?|hay hueco)\b", re.I)
 INTENT_FLOOR = 0.40  # below this similarity to every exemplar, the message is a question for the knowledge base
-SENTENCE = re.compile(r"(?<=[.!?\n])\s+|\s*\n+\s*|\s+(?:and also|also,|plus|y también|además)\s+", re.I)
+# a new request starts after a sentence's end, at a line break (a burst of texts is joined by them), at "and
+# also"/"plus", at "and"/"y" opening a question of its own ("how much is it and do you charge more on weekends",
+# "¿cuánto cuesta? y ¿se puede financiar?"), and at a comma before a closing question ("cancel tmrw's appt, will i
+# lose my deposit?")
+QUESTION_START = (r"(?:(?:do|does|did|can|could|will|would|should)\s+(?:i|we|you|u|they|it|ya)|(?:is|are|was|were)\s+"
+                  r"(?:there|it|you|u|this|that|they)|how|what|whats|what's|when|where|which|who|why|"
+                  r"qu[eé]|cu[aá]nt[oa]s?|cu[aá]ndo|c[oó]mo|d[oó]nde|se puede|hay|ten[eé]is|tienen|pod[eé]is|"
+                  r"pued[eo]|acept[aá]is|aceptan|hac[eé]is|atend[eé]is|ofrec[eé]is)\b")
+SENTENCE = re.compile(r"(?<=[.!?\n])\s+|\s*\n+\s*|\s+(?:and also|also,|plus|y también|además)\s+|"
+                      rf"\s+(?:and|y|e|&)\s+(?=¿?{QUESTION_START})|"
+                      r",\s+(?=(?:(?:will|would|do|does|did|can|could)\s+(?:i|we|it)|(?:is|are)\s+(?:there|it))\b"
+                      r"[^,.!?]*\?)", re.I)
+# words that join a request to the one before: dropped, so "also is there parking" reads as the question it is
+CONNECTOR = re.compile(r"^(?:(?:oh\s+)?and\s+also|(?:oh\s+)?and|also|plus|y\s+tambi[eé]n|y|e|adem[aá]s|tambi[eé]n)"
+                       r"\b[\s,]*", re.I)
 
 
 @dataclass(frozen=True)
@@ -130,14 +144,23 @@ def fold(text: str) -> str:
 
 
 def segments(text: str) -> list[str]:
-    """The message's requests, one per sentence (short fragments stay with their neighbour)."""
+    """The message's requests, one per sentence or joined question (short fragments stay with their neighbour).
+    A request opened by "and"/"also"/"y" loses that word, and one that follows a question keeps asking: "¿cuánto
+    cuesta? y se puede financiar" is two questions, the second read as "se puede financiar?"."""
     parts = [p.strip() for p in SENTENCE.split(text) if p and p.strip()]
     merged: list[str] = []
     for part in parts:
+        if merged and len(merged[-1].split()) <= 2 and not re.search(r"[.!?:;]$", merged[-1]):
+            merged[-1] = f"{merged[-1]}, {part}"  # "Hi, what's the HOA": a greeting's comma ends no request
+            continue
         if merged and len(part.split()) <= 2:
             merged[-1] = f"{merged[-1]} {part}"
-        else:
-            merged.append(part)
+            continue
+        bare = CONNECTOR.sub("", part)
+        if bare != part and len(bare.split()) >= 2:
+            asked = merged and merged[-1].rstrip().endswith("?")
+            part = bare + "?" if asked and not re.search(r"[.!?]$", bare) else bare
+        merged.append(part)
     return merged or [text]
 
 
