@@ -130,7 +130,8 @@ def search(*, session: Session, sub_account_id: uuid.UUID, query: str,
         tsquery = func.websearch_to_tsquery("english", literal(_or_query(said)))
         rank = func.ts_rank_cd(TrainingData.search_tsv, tsquery)
         rows = session.execute(select(TrainingData.id, rank).where(*scope, TrainingData.search_tsv.op("@@")(tsquery))
-                               .order_by(rank.desc(), TrainingData.id).limit(CANDIDATES)).all()
+                               .order_by(rank.desc(), TrainingData.question, TrainingData.content,
+                                         TrainingData.id).limit(CANDIDATES)).all()  # ties: the same order each build
         for row_id, value in rows:
             text_order.append(row_id)
             text_ranks[row_id] = float(value)
@@ -143,7 +144,8 @@ def search(*, session: Session, sub_account_id: uuid.UUID, query: str,
         for order, weight in ((vector_order, VECTOR_WEIGHT), (text_order, TEXT_WEIGHT)):
             for position, row_id in enumerate(order, start=1):
                 scored[row_id] = scored.get(row_id, 0.0) + weight / (RRF_K + position)
-    best = sorted(scored, key=lambda i: (-scored[i], str(i)))[:k]
+    # ties broken by meaning, then by the row's place in the rankings, never by its (random) id alone
+    best = sorted(scored, key=lambda i: (-scored[i], -similarities.get(i, -1.0), str(i)))[:k]
     rows_by_id = {r.id: r for r in session.scalars(select(TrainingData).where(TrainingData.id.in_(best)))}
     if best and any(i not in similarities for i in best):  # text-only hits still get their true similarity
         missing = [i for i in best if i not in similarities]
