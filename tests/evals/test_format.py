@@ -106,7 +106,9 @@ def test_a_closed_date_of_the_built_business_is_never_offered(tmp_path: Path, ru
     closed["expected"]["tools"] = ["check_availability"]
     trial = run(_scenario(tmp_path, closed))
     assert trial.passed, (trial.why(), trial.transcript)
-    assert "Nov 26" not in " ".join(t["text"] for t in trial.transcript if t["role"] == "agent")
+    said = " ".join(t["text"] for t in trial.transcript if t["role"] == "agent")
+    assert "Nov 26 at" not in said, said  # no time of the closed day is offered
+    assert "closed on Thu Nov 26" in said, said  # and the day asked for is said to be closed
 
 
 @pytest.mark.parametrize(("change", "field"), [
