@@ -746,9 +746,9 @@ class Policy:
             # nothing to charge for what they name: what the business says about it ("earnest money goes to escrow")
             return self._call("search_knowledge", {"query": self.text[:500]}, None, "pay")
         looked = self._last("search_knowledge") or {}
-        hits = looked.get("results") or []
-        said = [hits[0]["text"].split("\n", 1)[-1].strip()] if looked.get("confident") and hits \
-            and _grounded(self.text, hits[0]["text"]) and not self._answers()[0] else []
+        hit = _pick(self.text, looked.get("results") or [])
+        said = [hit["text"].split("\n", 1)[-1].strip()] if looked.get("confident") and hit \
+            and _grounded(self.text, hit["text"]) and not self._answers()[0] else []
         if status is not None and status.get("ok", True) and status.get("status") == "paid":
             return self._reply(self._with_answers([self._say(
                 "paid_in_full", number=status.get("number"), currency=status.get("currency"),
