@@ -133,8 +133,18 @@
           send({type: "page_view", url: location.href, referrer: document.referrer});
         }
         state.session = true;
-        state.order = state.order.filter(function (k) { return state.messages[k].pending; });
+        // the transcript is read after the live feed is subscribed: a message may arrive on the feed first, so
+        // what is pending or already stored stays, the rest is rebuilt, and the log is put in time order
+        var kept = state.order.filter(function (k) { var m = state.messages[k]; return m.pending || (m.id && !m.streaming); });
+        Object.keys(state.messages).forEach(function (k) { if (kept.indexOf(k) < 0) delete state.messages[k]; });
+        state.order = kept;
         data.messages.forEach(function (m) { upsert(m); });
+        state.order.sort(function (a, b) {
+          var ma = state.messages[a], mb = state.messages[b];
+          var ta = ma.pending ? Infinity : (Date.parse(ma.created_at) || 0);
+          var tb = mb.pending ? Infinity : (Date.parse(mb.created_at) || 0);
+          return ta - tb;
+        });
         render(); flush();
       } else if (data.type === "ack") {
         var pending = state.messages[data.client_id];
