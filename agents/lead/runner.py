@@ -95,10 +95,14 @@ def run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uuid
 
 
 def _conversation_rows(session: Session, conversation_id: uuid.UUID) -> Any:
-    """The conversation with its channel, contact, sub-account, AI config and agent, in one query (each None
-    where `session.get` would find none)."""
+    """The conversation with its channel, contact, sub-account, AI config, agent and the names of the business's
+    staff, in one query (each None where `session.get` would find none)."""
+    staff = (select(func.array_agg(User.name))
+             .join(UserSubAccountMembership, UserSubAccountMembership.user_id == User.id)
+             .where(UserSubAccountMembership.sub_account_id == Conversation.sub_account_id, User.deleted_at.is_(None))
+             .correlate(Conversation).scalar_subquery())
     return session.execute(
-        select(Conversation, Channel, Contact, SubAccount, ConversationAIConfig, AIAgent)
+        select(Conversation, Channel, Contact, SubAccount, ConversationAIConfig, AIAgent, staff)
         .outerjoin(Channel, Channel.id == Conversation.channel_id)
         .outerjoin(Contact, Contact.id == Conversation.contact_id)
         .outerjoin(SubAccount, SubAccount.id == Conversation.sub_account_id)
@@ -114,7 +118,7 @@ def _run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uui
     conversation = row[0] if row is not None else None
     if conversation is None or conversation.deleted_at is not None:
         raise NotFound("No such conversation.")
-    _, channel, contact, sub, ai_config, agent = row
+    _, channel, contact, sub, ai_config, agent, staff = row
     agent = agent if ai_config and ai_config.ai_agent_id else None
     assert sub is not None and channel is not None
     handoff_settings = (agent.handoff_settings if agent else {}) or {}
@@ -160,7 +164,7 @@ def _run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uui
         "handoff_messages": _handoff_messages(handoff_settings, languages),
         "services": services, "intents": list(getattr(agent, "intents", None) or []) if agent else [],
         "languages": languages, "lead_name": _known_name(contact), "country": _country(sub),
-        "team": _team(session, sub.id),
+        "team": _first_names(staff or []),
         "do_not_contact": bool(contact and (contact.dnd_all or (contact.dnd_channels or {}).get(
             channel.channel_type))),
         "opens_at": opens.isoformat() if opens > moment else None,
@@ -174,12 +178,8 @@ def _run_config(session: Session, conversation_id: uuid.UUID, *, message_id: uui
 PLACEHOLDER_NAMES = {"visitor", "guest", "unknown", "lead", "customer", "anonymous"}
 
 
-def _team(session: Session, sub_account_id: uuid.UUID) -> list[str]:
+def _first_names(names: list[str]) -> list[str]:
     """The first names of the business's staff, so a lead asking for one of them by name is put through."""
-    names = session.scalars(select(User.name)
-                            .join(UserSubAccountMembership, UserSubAccountMembership.user_id == User.id)
-                            .where(UserSubAccountMembership.sub_account_id == sub_account_id,
-                                   User.deleted_at.is_(None)))
     return sorted({n.split()[0] for n in names if n and n.split() and len(n.split()[0]) >= 2})
 
 

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from difflib import SequenceMatcher
 
 from agents.understanding.reading import fold
+from knowledge.query import STOP_WORDS
 
 _MONEY = re.compile(
     r"(?P<cur>[$€£]|usd|eur|gbp)?\s?(?P<n>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?)\s*"
@@ -51,10 +52,9 @@ LEXICON: dict[str, tuple[str, ...]] = {
 _NEGATION = re.compile(r"\b(not|no|never|nunca|non?|sin|don'?t|doesn'?t|isn'?t|aren'?t|haven'?t|hasn'?t|"
                        r"wasn'?t|won'?t|todavia\s+no|aun\s+no|ni)\b\W*"
                        r"(?:(?!just\b|but\b|only\b|rather\b|solo\b|sino\b|pero\b|mas\s+bien\b)\w+\W+){0,2}$")
-_STOP = frozenset(re.findall(r"\w+", """the and for are you your our with this that what which when where how any
-have has had would could should will about there their them they from into like just some know looking hoping want
-need tell does work working range having interested planning para por con los las del una uno que eres tienes
-cual como cuando donde esta este estas quieres tu vuestra vuestro nuestra nuestro hay"""))
+# a question's own filler words, beside the stop words of search ("range" in "what budget range", "hoping")
+_STOP = STOP_WORDS | frozenset(re.findall(r"\w+", """looking hoping work working range having interested planning
+vuestra vuestro nuestra nuestro"""))
 YES_VALUES = frozenset({"yes", "si", "true", "y"})
 NO_VALUES = frozenset({"no", "false", "n"})
 

@@ -81,7 +81,7 @@ SIGN_OFFS = (
 @lru_cache(maxsize=4096)
 def contact_details(text: str, *, region: str = "US") -> ContactDetails:
     """The name, email and phone (E.164) the lead states in `text`; `region` reads numbers without a country code."""
-    first, last = _name(text)
+    first, last = _name(text, region)
     return ContactDetails(first_name=first, last_name=last, email=_email(text), phone=_phone(text, region))
 
 
@@ -101,10 +101,10 @@ def _phone(text: str, region: str) -> str | None:
     return None
 
 
-def _name(text: str) -> tuple[str | None, str | None]:
+def _name(text: str, region: str) -> tuple[str | None, str | None]:
     cleaned = EMAIL_CANDIDATE.sub(" ", text)
     possible = phonenumbers.Leniency.POSSIBLE
-    for number in reversed(list(phonenumbers.PhoneNumberMatcher(cleaned, "US", leniency=possible))):
+    for number in reversed(list(phonenumbers.PhoneNumberMatcher(cleaned, region, leniency=possible))):
         cleaned = cleaned[:number.start] + " " + cleaned[number.end:]
     # "Cheers, Mark - 0412 555 019", "Thanks, Priya (priya@x.com)": what is left after the details is the sign-off
     cleaned = re.sub(r"[\s\-–—~()\[\]:,;|/+]+$", "", cleaned)

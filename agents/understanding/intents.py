@@ -10,7 +10,6 @@ it into its sentences and `classify` runs on each, so each gets its answer."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from knowledge.embedders import embedder_for
+from knowledge.query import fold  # lower case without accents: "Miércoles" is "miercoles" to a texter
 
 GENERIC: dict[str, list[str]] = {
     "greeting": ["hi", "hello there", "hey", "good morning", "hi, is anyone there?", "hola", "buenas",
@@ -136,11 +136,6 @@ class Vocabulary:
 
     def __hash__(self) -> int:
         return hash(self.key)
-
-
-def fold(text: str) -> str:
-    """Lower case without accents: 'Miércoles' and 'miercoles' are the same word to a texter."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
 
 
 def segments(text: str) -> list[str]:
